@@ -1,0 +1,162 @@
+//! The [`Dataset`] trait and [`ArrayDataset`], the in-memory dataset behind IDX and NPZ files.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::image_io::{rgb_from_hwc, rgb_to_chw};
+
+/// A labelled image dataset: every sample decodes to f32 CHW, 3 channels, values in [0, 1],
+/// at [`Dataset::image_size`].
+pub trait Dataset: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Class names, indexed by label.
+    fn classes(&self) -> &[String];
+
+    /// The label (class index) of sample `i`.
+    fn label(&self, i: usize) -> usize;
+
+    /// The (H, W) of every decoded sample.
+    fn image_size(&self) -> (usize, usize);
+
+    /// Decodes sample `i` to f32 CHW (3 × H × W) in [0, 1].
+    fn load(&self, i: usize) -> Result<Vec<f32>>;
+
+    /// Where sample `i` comes from: a file path, or `file[index]` for array files.
+    fn source(&self, i: usize) -> String;
+
+    /// All labels.
+    fn labels(&self) -> Vec<usize> {
+        (0..self.len()).map(|i| self.label(i)).collect()
+    }
+}
+
+/// Images held in memory as 8-bit HWC arrays (1 or 3 channels), as read from IDX or NPZ files.
+///
+/// ```
+/// use dia_data::{ArrayDataset, Dataset};
+/// let pixels = vec![0u8, 255, 128, 64]; // one 2x2 grey image
+/// let ds = ArrayDataset::new("toy", pixels, (1, 2, 2, 1), vec![0], vec!["a".into()], None)?;
+/// let x = ds.load(0)?; // 3 x 2 x 2, grey copied to RGB
+/// assert_eq!(x.len(), 12);
+/// assert_eq!(x[1], 1.0);
+/// assert_eq!(x[5], 1.0);
+/// # Ok::<(), dia_data::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ArrayDataset {
+    name: PathBuf,
+    pixels: Vec<u8>,
+    dims: (usize, usize, usize, usize),
+    labels: Vec<usize>,
+    classes: Vec<String>,
+    size: Option<(usize, usize)>,
+}
+
+impl ArrayDataset {
+    /// `pixels` is N×H×W×C (C = 1 or 3), `labels` has N entries below `classes.len()`;
+    /// `size` resizes every image (triangle filter) when set.
+    pub fn new(
+        name: impl Into<PathBuf>,
+        pixels: Vec<u8>,
+        dims: (usize, usize, usize, usize),
+        labels: Vec<usize>,
+        classes: Vec<String>,
+        size: Option<(usize, usize)>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let (n, h, w, c) = dims;
+        let bad = |msg: String| Error::Format {
+            path: name.clone(),
+            msg,
+        };
+        if c != 1 && c != 3 {
+            return Err(bad(format!("images with {c} channels (expected 1 or 3)")));
+        }
+        if pixels.len() != n * h * w * c {
+            return Err(bad(format!(
+                "{} pixel values do not fill {n} images of {h}x{w}x{c}",
+                pixels.len()
+            )));
+        }
+        if labels.len() != n {
+            return Err(bad(format!("{} labels for {n} images", labels.len())));
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l >= classes.len()) {
+            return Err(bad(format!(
+                "label {l} but only {} class names",
+                classes.len()
+            )));
+        }
+        if h == 0 || w == 0 || size.is_some_and(|(a, b)| a == 0 || b == 0) {
+            return Err(bad("empty image size".into()));
+        }
+        Ok(Self {
+            name,
+            pixels,
+            dims,
+            labels,
+            classes,
+            size,
+        })
+    }
+
+    /// The same images resized to `size` on load.
+    pub fn with_size(mut self, size: Option<(usize, usize)>) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// The same images with other class names (same count).
+    pub fn with_classes(mut self, classes: Vec<String>) -> Result<Self> {
+        if classes.len() < self.labels.iter().max().map_or(0, |m| m + 1) {
+            return Err(Error::Invalid(format!(
+                "{} class names for labels up to {}",
+                classes.len(),
+                self.labels.iter().max().unwrap_or(&0)
+            )));
+        }
+        self.classes = classes;
+        Ok(self)
+    }
+
+    /// The raw HWC pixels of image `i`.
+    pub fn pixels(&self, i: usize) -> &[u8] {
+        let (_, h, w, c) = self.dims;
+        &self.pixels[i * h * w * c..(i + 1) * h * w * c]
+    }
+
+    /// (N, H, W, C) of the stored arrays.
+    pub fn dims(&self) -> (usize, usize, usize, usize) {
+        self.dims
+    }
+}
+
+impl Dataset for ArrayDataset {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn label(&self, i: usize) -> usize {
+        self.labels[i]
+    }
+    fn image_size(&self) -> (usize, usize) {
+        self.size.unwrap_or((self.dims.1, self.dims.2))
+    }
+    fn load(&self, i: usize) -> Result<Vec<f32>> {
+        let (_, h, w, c) = self.dims;
+        let img = rgb_from_hwc(self.pixels(i), h, w, c);
+        Ok(rgb_to_chw(&img, self.size))
+    }
+    fn source(&self, i: usize) -> String {
+        format!("{}[{i}]", self.name.display())
+    }
+}
