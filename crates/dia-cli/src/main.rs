@@ -1,1 +1,46 @@
-fn main() {}
+//! `dia`: the command line of the DIA / CSI anomaly detectors. It parses arguments and calls the
+//! library crates; no algorithm lives here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod data;
+
+#[derive(Parser)]
+#[command(
+    name = "dia",
+    version,
+    about = "Dissolving Is Amplifying: fine-grained anomaly detection (DIA, ECCV 2024) and CSI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect datasets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Data(cmd) => data::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

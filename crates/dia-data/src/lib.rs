@@ -51,7 +51,7 @@ pub use dataset::{ArrayDataset, Dataset};
 pub use error::{Error, Result};
 pub use folder::{ClassMap, ClassSpec, FolderDataset};
 pub use idx::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};
-pub use loader::{Batch, BatchLoader, Batches};
+pub use loader::{load_batch, Batch, BatchLoader, Batches};
 pub use npz::read_npz_split;
 pub use source::{open_idx, DataSource};
 pub use split::{read_split_file, stratified_split, write_split_file, Split, SplitRecipe};
