@@ -152,8 +152,8 @@ fn gaussian_kernels_sum_to_one_and_follow_opencv_for_large_k() {
     }
     // Golden values of spec §3: centre and corner of the 7x7 kernel.
     let g7 = gaussian_kernel_1d(7).unwrap();
-    assert_eq!(g7[3] * g7[3], 0.0791015625);
-    assert_eq!(g7[0] * g7[0], 0.0009765625);
+    assert_eq!(g7[3] * g7[3], 81.0 / 1024.0); // 0.0791015625
+    assert_eq!(g7[0] * g7[0], 1.0 / 1024.0); // 0.0009765625
 }
 
 #[test]
