@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use std::io::Write;
+
+use dia_data::atomic::write_atomic;
 use dia_data::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};
 use sha2::{Digest, Sha256};
 
@@ -107,8 +110,8 @@ fn make_sample(source: &Path, out: &Path, train_n: usize, test_n: usize) -> Resu
         }
     }
     let classes = out.join("classes.txt");
-    std::fs::write(&classes, FASHION_MNIST_CLASSES.join("\n") + "\n")
-        .with_context(|| format!("writing {}", classes.display()))?;
+    let text = FASHION_MNIST_CLASSES.join("\n") + "\n";
+    write_atomic(&classes, |f| f.write_all(text.as_bytes()))?;
     Ok(())
 }
 
