@@ -1,11 +1,35 @@
-//! Fast CPU layers for candle, with their own backward passes.
+//! Fast CPU layers for candle, with their own backward passes (issue #3).
 //!
-//! Stock candle 0.11 trains a ResNet-18 about 8x slower than PyTorch on CPU (see
-//! `docs/benchmarks.md`). This crate will hold the layers that close the gap as candle custom
-//! ops: im2col/gemm `Conv2d` with both gradients, a fused `BatchNorm2d`, max-pool 3x3/s2 with
-//! a backward, `GroupNorm`, the weight-standardised conv of the DDPM UNet, and seeded
-//! PyTorch-default initialisers.
+//! Stock candle 0.11 trains a ResNet-18 about 8× slower than PyTorch on CPU, mostly because its
+//! convolution gradients do not use gemm (`docs/benchmarks.md`, performance-baseline §4). The
+//! layers here are candle custom ops whose CPU forward and backward passes are gemm calls on
+//! im2col buffers; on other devices they fall back to candle's own ops.
 //!
-//! **Status:** skeleton. The implementation lands with issue #3 of the tracker; until then
-//! this crate only fixes its place in the workspace and its dependencies.
-#![forbid(unsafe_code)]
+//! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
+//!   gradient and weight gradient each a gemm, the batch processed in memory-bounded chunks.
+//! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
+//!
+//! Layer functions return `candle_core::Result`, as candle-nn's do, so they implement candle's
+//! `Module` and compose with candle's autograd.
+//!
+//! ```
+//! use candle_core::{Device, Module, Tensor, Var};
+//! use dia_nn::{Conv2d, Conv2dConfig};
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let conv = Conv2d::init(3, 8, 3, Conv2dConfig::new(1, 1), true, &mut rng, &Device::Cpu)?;
+//! let x = Var::from_tensor(&dia_nn::init::uniform((2, 3, 16, 16), 1.0, &mut rng, &Device::Cpu)?)?;
+//! let loss = conv.forward(x.as_tensor())?.sqr()?.sum_all()?;
+//! let grads = loss.backward()?;
+//! assert_eq!(grads.get(x.as_tensor()).unwrap().dims(), [2, 3, 16, 16]);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod conv;
+mod gemm;
+mod im2col;
+pub mod init;
+
+pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
