@@ -7,6 +7,8 @@
 //!
 //! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
 //!   gradient and weight gradient each a gemm, the batch processed in memory-bounded chunks.
+//! - [`BatchNorm2d`]: training and evaluation with running estimates (PyTorch semantics), an
+//!   analytic backward, and an optional fused ReLU.
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
 //!
 //! Layer functions return `candle_core::Result`, as candle-nn's do, so they implement candle's
@@ -27,9 +29,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod batch_norm;
 pub mod conv;
 mod gemm;
 mod im2col;
 pub mod init;
+mod storage;
 
+pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};

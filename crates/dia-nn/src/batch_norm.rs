@@ -1,0 +1,346 @@
+//! `BatchNorm2d` with PyTorch's semantics and an analytic backward in one custom op.
+//!
+//! Training: per channel, the batch mean and the *biased* variance over (N, H, W) normalise the
+//! input; the running estimates move by `momentum` (0.1) towards the batch mean and the
+//! *unbiased* variance, as `torch.nn.BatchNorm2d`. Evaluation: the running estimates normalise.
+//! eps is 1e-5. The ReLU that follows most batch norms in a ResNet can be fused into the op.
+//!
+//! candle-nn's training batch norm is ~10 autograd ops over full-size tensors; here the forward
+//! is two passes over the input and the backward two passes over the gradient
+//! (performance-baseline §4b).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, Var};
+use rayon::prelude::*;
+
+use crate::storage::with_f32;
+
+/// Per-channel batch statistics of the last training forward.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    mean: Vec<f32>,
+    /// Biased variance (the one used to normalise).
+    var: Vec<f32>,
+    invstd: Vec<f32>,
+    /// Elements per channel (N·H·W).
+    count: usize,
+}
+
+/// Channel statistics of NCHW data: mean and biased variance, accumulated in f64.
+fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize, eps: f64) -> Stats {
+    let per: Vec<(f32, f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for b in 0..n {
+                for &v in &x[(b * c + ch) * hw..][..hw] {
+                    s += v as f64;
+                    s2 += (v as f64) * (v as f64);
+                }
+            }
+            let m = (n * hw) as f64;
+            let mean = s / m;
+            let var = (s2 / m - mean * mean).max(0.0);
+            (mean as f32, var as f32, (1.0 / (var + eps).sqrt()) as f32)
+        })
+        .collect();
+    Stats {
+        mean: per.iter().map(|p| p.0).collect(),
+        var: per.iter().map(|p| p.1).collect(),
+        invstd: per.iter().map(|p| p.2).collect(),
+        count: n * hw,
+    }
+}
+
+/// The training forward on (x, gamma, beta); the statistics are shared with the layer (running
+/// estimates) and the backward.
+struct BatchNormTrain {
+    eps: f64,
+    relu: bool,
+    stats: Arc<Mutex<Stats>>,
+}
+
+fn nchw(l: &Layout) -> Result<(usize, usize, usize)> {
+    match *l.dims() {
+        [n, c, h, w] => Ok((n, c, h * w)),
+        ref d => bail!("batch norm: expected (N, C, H, W), got {d:?}"),
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("batch norm: expected f32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("batch norm: expected contiguous inputs"),
+    }
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "dia-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, hw) = nchw(l1)?;
+        let (x, gamma, beta) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        if gamma.len() != c || beta.len() != c {
+            bail!(
+                "batch norm: {c} channels but weight/bias of {}/{}",
+                gamma.len(),
+                beta.len()
+            )
+        }
+        let stats = channel_stats(x, n, c, hw, self.eps);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
+            let ch = p % c;
+            let scale = gamma[ch] * stats.invstd[ch];
+            let shift = beta[ch] - stats.mean[ch] * scale;
+            for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
+                let t = v * scale + shift;
+                *o = if self.relu { t.max(0.0) } else { t };
+            }
+        });
+        *self.stats.lock().expect("stats lock") = stats;
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let hw = h * w;
+        let stats = self.stats.lock().expect("stats lock").clone();
+        let dy = dy.contiguous()?;
+        let gamma_v = gamma.to_vec1::<f32>()?;
+        let relu = self.relu;
+        // dy through the ReLU: zero where the output was clipped.
+        let eff = |dyv: f32, yv: f32| if relu && yv <= 0.0 { 0.0 } else { dyv };
+        let (dx, dgamma, dbeta) = with_f32(x, |xv| {
+            with_f32(y, |yv| {
+                with_f32(&dy, |dyv| {
+                    let sums: Vec<(f64, f64)> = (0..c)
+                        .into_par_iter()
+                        .map(|ch| {
+                            let (mut db, mut dg) = (0f64, 0f64);
+                            for b in 0..n {
+                                let o = (b * c + ch) * hw;
+                                for i in o..o + hw {
+                                    let g = eff(dyv[i], yv[i]) as f64;
+                                    db += g;
+                                    dg += g * ((xv[i] - stats.mean[ch]) * stats.invstd[ch]) as f64;
+                                }
+                            }
+                            (db, dg)
+                        })
+                        .collect();
+                    let m = stats.count as f32;
+                    let mut dx = vec![0f32; xv.len()];
+                    dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
+                        let ch = p % c;
+                        let (db, dg) = (sums[ch].0 as f32, sums[ch].1 as f32);
+                        let k = gamma_v[ch] * stats.invstd[ch] / m;
+                        for (j, o) in out.iter_mut().enumerate() {
+                            let i = p * hw + j;
+                            let xhat = (xv[i] - stats.mean[ch]) * stats.invstd[ch];
+                            *o = k * (m * eff(dyv[i], yv[i]) - db - xhat * dg);
+                        }
+                    });
+                    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+                    (dx, dgamma, dbeta)
+                })
+            })
+        })???;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (n, c, h, w), dev)?),
+            Some(Tensor::from_vec(dgamma, c, dev)?),
+            Some(Tensor::from_vec(dbeta, c, dev)?),
+        ))
+    }
+}
+
+/// A 2-D batch norm layer with affine parameters and running estimates.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use dia_nn::BatchNorm2d;
+/// let bn = BatchNorm2d::new(2, &Device::Cpu)?;
+/// let x = Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((2, 2, 2, 2))?;
+/// let y = bn.forward_t(&x, true)?;
+/// // Normalised per channel: mean 0.
+/// assert!(y.mean_all()?.to_scalar::<f32>()?.abs() < 1e-5);
+/// // The running mean moved 10 % of the way to the batch mean (channel 0: 5.5).
+/// assert!((bn.running_mean().to_vec1::<f32>()?[0] - 0.55).abs() < 1e-6);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    num_batches_tracked: AtomicU64,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm2d {
+    /// PyTorch's initial state: weight 1, bias 0, running mean 0, running variance 1.
+    pub fn new(channels: usize, device: &Device) -> Result<Self> {
+        Self::from_tensors(
+            Tensor::ones(channels, DType::F32, device)?,
+            Tensor::zeros(channels, DType::F32, device)?,
+            Tensor::zeros(channels, DType::F32, device)?,
+            Tensor::ones(channels, DType::F32, device)?,
+            0,
+        )
+    }
+
+    /// A layer from existing tensors (weight and bias may be trainable `Var`s).
+    pub fn from_tensors(
+        weight: Tensor,
+        bias: Tensor,
+        running_mean: Tensor,
+        running_var: Tensor,
+        num_batches_tracked: u64,
+    ) -> Result<Self> {
+        let c = weight.elem_count();
+        for (name, t) in [
+            ("bias", &bias),
+            ("running_mean", &running_mean),
+            ("running_var", &running_var),
+        ] {
+            if t.dims() != [c] {
+                bail!(
+                    "batch norm: {name} has shape {:?}, expected [{c}]",
+                    t.dims()
+                )
+            }
+        }
+        Ok(Self {
+            weight,
+            bias,
+            running_mean: Var::from_tensor(&running_mean.detach())?,
+            running_var: Var::from_tensor(&running_var.detach())?,
+            num_batches_tracked: AtomicU64::new(num_batches_tracked),
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    /// Batch norm in training (`train = true`: batch statistics, running estimates updated) or
+    /// evaluation mode.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_impl(x, train, false)
+    }
+
+    /// Batch norm followed by ReLU, fused on the CPU.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_impl(x, train, true)
+    }
+
+    fn forward_impl(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let c = self.weight.elem_count();
+        let (_, xc, _, _) = x.dims4()?;
+        if xc != c {
+            bail!("batch norm over {c} channels applied to an input with {xc}")
+        }
+        if !train {
+            let invstd = (self.running_var.as_tensor() + self.eps)?.sqrt()?.recip()?;
+            let scale = (&self.weight * invstd)?;
+            let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let y = x
+                .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+                .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
+        let (y, mean, var, count) = if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let stats = Arc::new(Mutex::new(Stats::default()));
+            let op = BatchNormTrain {
+                eps: self.eps,
+                relu,
+                stats: Arc::clone(&stats),
+            };
+            let y = x.contiguous()?.apply_op3(
+                &self.weight.contiguous()?,
+                &self.bias.contiguous()?,
+                op,
+            )?;
+            let s = stats.lock().expect("stats lock").clone();
+            let dev = x.device();
+            (
+                y,
+                Tensor::new(s.mean, dev)?,
+                Tensor::new(s.var, dev)?,
+                s.count,
+            )
+        } else {
+            // Other devices: candle's own ops and autograd.
+            let (n, _, h, w) = x.dims4()?;
+            let mean = x.mean_keepdim((0, 2, 3))?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+            let xhat = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
+            let y = xhat
+                .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+                .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+            let y = if relu { y.relu()? } else { y };
+            (
+                y,
+                mean.flatten_all()?.detach(),
+                var.flatten_all()?.detach(),
+                n * h * w,
+            )
+        };
+        // Running estimates as PyTorch: the unbiased variance, momentum 0.1.
+        let m = self.momentum;
+        let unbiased = (var * (count as f64 / (count.max(2) - 1) as f64))?;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
+        self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
+        Ok(y)
+    }
+
+    /// The scale γ.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+    /// The shift β.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+    /// The running mean.
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+    /// The running (unbiased) variance.
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+    /// Training forwards so far (PyTorch's `num_batches_tracked`).
+    pub fn num_batches_tracked(&self) -> u64 {
+        self.num_batches_tracked.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,18 @@
+//! Borrowing the f32 data of a contiguous CPU tensor without copying it.
+
+use candle_core::{bail, Result, Storage, Tensor};
+
+/// Calls `f` with the f32 values of `t`, which must be a contiguous f32 tensor on the CPU.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!(
+            "expected a contiguous tensor, got strides {:?}",
+            layout.stride()
+        )
+    };
+    match &*storage {
+        Storage::Cpu(candle_core::CpuStorage::F32(v)) => Ok(f(&v[start..end])),
+        _ => bail!("expected an f32 tensor on the CPU"),
+    }
+}
