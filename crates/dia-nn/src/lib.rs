@@ -9,6 +9,8 @@
 //!   gradient and weight gradient each a gemm, the batch processed in memory-bounded chunks.
 //! - [`BatchNorm2d`]: training and evaluation with running estimates (PyTorch semantics), an
 //!   analytic backward, and an optional fused ReLU.
+//! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
+//!   stem's 3×3 / stride 2 / padding 1).
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
 //!
 //! Layer functions return `candle_core::Result`, as candle-nn's do, so they implement candle's
@@ -34,7 +36,9 @@ pub mod conv;
 mod gemm;
 mod im2col;
 pub mod init;
+pub mod pool;
 mod storage;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
+pub use pool::{max_pool2d, MaxPoolConfig};

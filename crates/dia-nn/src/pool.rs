@@ -1,0 +1,152 @@
+//! Max pooling with a backward for any kernel, stride and padding (padding counts as −∞, as in
+//! PyTorch). candle 0.11 has no backward for the ResNet ImageNet stem's 3×3 / stride 2 /
+//! padding 1 pool (performance-baseline §3); this op routes each output gradient to the first
+//! maximum of its window, as PyTorch's saved indices do.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::storage::with_f32;
+
+/// Kernel, stride and padding of a square max pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPoolConfig {
+    /// Window size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side (−∞).
+    pub padding: usize,
+}
+
+impl MaxPoolConfig {
+    /// The ResNet ImageNet stem: 3×3, stride 2, padding 1.
+    pub const RESNET_STEM: MaxPoolConfig = MaxPoolConfig {
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+    };
+
+    fn out(&self, size: usize) -> Result<usize> {
+        if self.kernel == 0 || self.stride == 0 || 2 * self.padding > self.kernel {
+            bail!("max pool: invalid config {self:?} (padding at most half the kernel)")
+        }
+        if size + 2 * self.padding < self.kernel {
+            bail!("max pool: input of size {size} is smaller than the {self:?} window")
+        }
+        Ok((size + 2 * self.padding - self.kernel) / self.stride + 1)
+    }
+
+    /// For each output position of one plane, the input index of the first maximum of its
+    /// window (row-major scan).
+    fn argmax(&self, plane: &[f32], h: usize, w: usize, ho: usize, wo: usize, out: &mut [usize]) {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut best, mut arg) = (f32::NEG_INFINITY, usize::MAX);
+                for ky in 0..self.kernel {
+                    let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..self.kernel {
+                        let ix = (ox * self.stride + kx) as isize - self.padding as isize;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        let i = iy as usize * w + ix as usize;
+                        // `>` keeps the first maximum; NaN propagates like PyTorch's.
+                        if plane[i] > best || plane[i].is_nan() || arg == usize::MAX {
+                            best = plane[i];
+                            arg = i;
+                            if best.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                out[oy * wo + ox] = arg;
+            }
+        }
+    }
+}
+
+struct MaxPool2d(MaxPoolConfig);
+
+impl CustomOp1 for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "dia-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(v) = s else {
+            bail!("max pool: expected f32, got {:?}", s.dtype())
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            bail!("max pool: expected a contiguous input")
+        };
+        let x = &v[a..b];
+        let [n, c, h, w] = *l.dims() else {
+            bail!("max pool: expected (N, C, H, W), got {:?}", l.dims())
+        };
+        let (ho, wo) = (self.0.out(h)?, self.0.out(w)?);
+        let mut y = vec![0f32; n * c * ho * wo];
+        y.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| {
+            let plane = &x[p * h * w..][..h * w];
+            let mut idx = vec![0usize; ho * wo];
+            self.0.argmax(plane, h, w, ho, wo, &mut idx);
+            for (o, &i) in out.iter_mut().zip(&idx) {
+                *o = plane[i];
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, h, w) = x.dims4()?;
+        let (ho, wo) = (self.0.out(h)?, self.0.out(w)?);
+        let dy = dy.contiguous()?;
+        let dx = with_f32(x, |xv| {
+            with_f32(&dy, |g| {
+                let mut dx = vec![0f32; n * c * h * w];
+                dx.par_chunks_mut(h * w).enumerate().for_each(|(p, out)| {
+                    let mut idx = vec![0usize; ho * wo];
+                    self.0
+                        .argmax(&xv[p * h * w..][..h * w], h, w, ho, wo, &mut idx);
+                    for (&i, &gv) in idx.iter().zip(&g[p * ho * wo..][..ho * wo]) {
+                        out[i] += gv;
+                    }
+                });
+                dx
+            })
+        })??;
+        Ok(Some(Tensor::from_vec(dx, (n, c, h, w), x.device())?))
+    }
+}
+
+/// Max pooling of `x (N, C, H, W)`, differentiable on the CPU. On other devices it uses
+/// candle's pool, whose backward exists only for `kernel == stride` without padding.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use dia_nn::{max_pool2d, MaxPoolConfig};
+/// let x = Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((1, 1, 4, 4))?;
+/// let y = max_pool2d(&x, MaxPoolConfig::RESNET_STEM)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [5., 7., 13., 15.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn max_pool2d(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1(MaxPool2d(cfg));
+    }
+    if cfg.padding == 0 && cfg.kernel == cfg.stride {
+        return x.max_pool2d(cfg.kernel);
+    }
+    // Other devices: padding becomes a very negative value, so it never wins the max, then
+    // candle's strided pool (which has no backward for kernel != stride: inference only).
+    let p = cfg.padding;
+    let pad = |t: &Tensor| t.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p);
+    let inside = pad(&x.ones_like()?)?;
+    let xp = (pad(x)? + ((inside - 1.0)? * 3.0e38)?)?;
+    xp.max_pool2d_with_stride(cfg.kernel, cfg.stride)
+}
