@@ -101,8 +101,8 @@ fn running_estimates_follow_pytorch() {
     let dev = Device::Cpu;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let bn = BatchNorm2d::new(3, &dev).unwrap();
-    let mut rm = vec![0f64; 3];
-    let mut rv = vec![1f64; 3];
+    let mut rm = [0f64; 3];
+    let mut rv = [1f64; 3];
     for _ in 0..3 {
         let x = (uniform((5, 3, 4, 4), 1.0, &mut rng, &dev).unwrap() * 3.0).unwrap();
         bn.forward_t(&x, true).unwrap();
