@@ -26,6 +26,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Keep large training buffers mapped between steps (dia-nn::alloc).
+    dia_nn::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -11,6 +11,8 @@
 //!   analytic backward, and an optional fused ReLU.
 //! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
 //!   stem's 3×3 / stride 2 / padding 1).
+//! - [`group_norm`] and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
+//! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
 //!
 //! Layer functions return `candle_core::Result`, as candle-nn's do, so they implement candle's
@@ -31,14 +33,18 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod batch_norm;
 pub mod conv;
 mod gemm;
+pub mod group_norm;
 mod im2col;
 pub mod init;
 pub mod pool;
 mod storage;
 
+pub use alloc::tune_allocator;
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
+pub use group_norm::{group_norm, weight_standardized_conv2d};
 pub use pool::{max_pool2d, MaxPoolConfig};
