@@ -57,6 +57,28 @@ pub(crate) fn sgemm(
     b: MatRef<'_>,
     accumulate: bool,
 ) {
+    sgemm_with(dst, dst_rs, a, b, accumulate, Parallelism::Rayon(0))
+}
+
+/// [`sgemm`] on the calling thread only, for callers that parallelise around it.
+pub(crate) fn sgemm_serial(
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+) {
+    sgemm_with(dst, dst_rs, a, b, accumulate, Parallelism::None)
+}
+
+fn sgemm_with(
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: inner dimensions differ");
     assert!(
@@ -100,7 +122,7 @@ pub(crate) fn sgemm(
             false,
             false,
             false,
-            Parallelism::Rayon(0),
+            parallelism,
         )
     }
 }

@@ -54,41 +54,52 @@ impl ConvGeom {
     }
 }
 
+/// Fills row `row` = (c, ky, kx) of `col` for images `b0..b0+nb`.
+fn fill_row(x: &[f32], g: &ConvGeom, b0: usize, nb: usize, row: usize, dst: &mut [f32]) {
+    let hw_o = g.hw_out();
+    let c = row / (g.kh * g.kw);
+    let ky = (row / g.kw) % g.kh;
+    let kx = row % g.kw;
+    let (lo, hi) = g.valid_ox(kx);
+    for b in 0..nb {
+        let src = &x[((b0 + b) * g.cin + c) * g.hw_in()..][..g.hw_in()];
+        for oy in 0..g.ho {
+            let d = &mut dst[b * hw_o + oy * g.wo..][..g.wo];
+            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+            if iy < 0 || iy >= g.h as isize {
+                d.fill(0.0);
+                continue;
+            }
+            let srow = &src[iy as usize * g.w..][..g.w];
+            d[..lo].fill(0.0);
+            d[hi..].fill(0.0);
+            if g.stride == 1 {
+                let start = lo + kx - g.pad;
+                d[lo..hi].copy_from_slice(&srow[start..start + (hi - lo)]);
+            } else {
+                for (ox, v) in d[lo..hi].iter_mut().enumerate() {
+                    *v = srow[(ox + lo) * g.stride + kx - g.pad];
+                }
+            }
+        }
+    }
+}
+
 /// Fills `col` (K × nb·Ho·Wo) from images `b0..b0+nb` of `x` (NCHW), zero outside the image.
 pub(crate) fn im2col(x: &[f32], g: &ConvGeom, b0: usize, nb: usize, col: &mut [f32]) {
-    let hw_o = g.hw_out();
-    let ncol = nb * hw_o;
+    let ncol = nb * g.hw_out();
     col[..g.k() * ncol]
         .par_chunks_mut(ncol)
         .enumerate()
-        .for_each(|(row, dst)| {
-            let c = row / (g.kh * g.kw);
-            let ky = (row / g.kw) % g.kh;
-            let kx = row % g.kw;
-            let (lo, hi) = g.valid_ox(kx);
-            for b in 0..nb {
-                let src = &x[((b0 + b) * g.cin + c) * g.hw_in()..][..g.hw_in()];
-                for oy in 0..g.ho {
-                    let d = &mut dst[b * hw_o + oy * g.wo..][..g.wo];
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        d.fill(0.0);
-                        continue;
-                    }
-                    let srow = &src[iy as usize * g.w..][..g.w];
-                    d[..lo].fill(0.0);
-                    d[hi..].fill(0.0);
-                    if g.stride == 1 {
-                        let start = lo + kx - g.pad;
-                        d[lo..hi].copy_from_slice(&srow[start..start + (hi - lo)]);
-                    } else {
-                        for (ox, v) in d[lo..hi].iter_mut().enumerate() {
-                            *v = srow[(ox + lo) * g.stride + kx - g.pad];
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|(row, dst)| fill_row(x, g, b0, nb, row, dst));
+}
+
+/// [`im2col`] of one image on the calling thread.
+pub(crate) fn im2col_serial(x: &[f32], g: &ConvGeom, b: usize, col: &mut [f32]) {
+    let hw_o = g.hw_out();
+    for (row, dst) in col[..g.k() * hw_o].chunks_mut(hw_o).enumerate() {
+        fill_row(x, g, b, 1, row, dst);
+    }
 }
 
 /// Adds `col` (K × nb·Ho·Wo) back onto images `b0..b0+nb` of `dx` (NCHW): the adjoint of
