@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod data;
 
 #[derive(Parser)]
@@ -23,6 +24,8 @@ enum Command {
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,152 @@
+//! `dia bench`: throughput of the hot paths, measured as the median of several timed runs after
+//! warm-up. `scripts/bench_torch.py` runs the same workloads in PyTorch with the same JSON
+//! output, so the two can be run one after the other and compared.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use dia_contrastive::{normalize, nt_xent, sgd_step};
+use dia_encoder::{Arch, EncoderConfig, ResNet18, Source};
+use rand::SeedableRng;
+
+/// The workloads, with what each one times.
+pub const WORKLOADS: [(&str, &str); 3] = [
+    (
+        "encoder-train-cifar32",
+        "ResNet-18 (CIFAR stem), 32x32, batch 64: forward (train mode) + NT-Xent + backward + SGD step",
+    ),
+    ("encoder-eval-cifar32", "ResNet-18 (CIFAR stem), 32x32, batch 64: forward in eval mode"),
+    (
+        "encoder-train-imagenet64",
+        "ResNet-18 (ImageNet stem), 64x64, batch 64: forward (train mode) + NT-Xent + backward + SGD step",
+    ),
+];
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Workload to run (all when omitted).
+    workload: Option<String>,
+    /// One JSON object per workload on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// List the workloads and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Peak resident memory of this process so far, in MiB (`VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A step of a workload, timed as a whole.
+type Step = Box<dyn FnMut() -> Result<()>>;
+
+fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = ResNet18::new(EncoderConfig::new(arch), Source::Init(&mut rng), &dev)?;
+    let x = dia_nn::init::uniform((64, 3, size, size), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+    Ok(Box::new(move || {
+        let out = model.forward_t(&x, train)?;
+        if train {
+            // The 64 images are 2 views of 32: rows i and 32 + i are positives.
+            let z = normalize(&out.simclr)?;
+            let loss = nt_xent(&z.matmul(&z.t()?)?, 0.5)?;
+            let grads = loss.backward()?;
+            sgd_step(model.vars().values(), &grads, 0.05)?;
+        } else {
+            // Make sure the lazy parts of the graph are computed.
+            let _: Tensor = out.simclr.sum_all()?;
+        }
+        Ok(())
+    }))
+}
+
+fn workload(name: &str) -> Result<(Step, usize)> {
+    Ok(match name {
+        "encoder-train-cifar32" => (encoder_workload(Arch::ResNet18, 32, true)?, 64),
+        "encoder-eval-cifar32" => (encoder_workload(Arch::ResNet18, 32, false)?, 64),
+        "encoder-train-imagenet64" => (encoder_workload(Arch::ResNet18ImageNet, 64, true)?, 64),
+        other => bail!(
+            "unknown workload {other:?}; available: {}",
+            WORKLOADS.map(|w| w.0).join(", ")
+        ),
+    })
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.list {
+        for (name, what) in WORKLOADS {
+            println!("{name:<26} {what}");
+        }
+        return Ok(());
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let names: Vec<String> = match &args.workload {
+        Some(w) => vec![w.clone()],
+        None => WORKLOADS.iter().map(|w| w.0.to_string()).collect(),
+    };
+    if !args.json {
+        println!(
+            "{:<26} {:>10} {:>10} {:>5} {:>14}   (threads: {})",
+            "workload",
+            "images/s",
+            "median s",
+            "runs",
+            "peak RSS MiB",
+            rayon::current_num_threads()
+        );
+    }
+    for name in names {
+        let (mut step, images) = workload(&name)?;
+        for _ in 0..args.warmup {
+            step()?;
+        }
+        let mut times = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            step()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let median = if times.len() % 2 == 1 {
+            times[times.len() / 2]
+        } else {
+            (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
+        };
+        let ips = images as f64 / median;
+        let peak = peak_rss_mib();
+        if args.json {
+            let obj = serde_json::json!({
+                "workload": name,
+                "images_per_s": ips,
+                "median_s": median,
+                "runs": args.runs,
+                "peak_rss_mib": peak,
+                "impl": "dia",
+            });
+            println!("{obj}");
+        } else {
+            let peak = peak.map_or("-".into(), |p| format!("{p:.0}"));
+            println!(
+                "{name:<26} {ips:>10.1} {median:>10.4} {:>5} {peak:>14}",
+                args.runs
+            );
+        }
+    }
+    Ok(())
+}

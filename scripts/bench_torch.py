@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The workloads of `dia bench`, in PyTorch, with the same JSON lines.
+
+Run beside `dia bench --json` on the same machine, one after the other:
+
+    target/release/dia bench --json; python scripts/bench_torch.py --json
+
+Same models (ResNet-18 with the CSI heads, CIFAR and ImageNet stems, input normalisation
+(x - 0.5) / 0.5), same batch (64), same loss (NT-Xent, tau 0.5, with the reference's +1e-8
+terms), same optimiser (plain SGD, lr 0.05), same timing (median of --runs after --warmup).
+Needs torch only; uses 2 threads unless --threads says otherwise.
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride, imagenet):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (x if self.short is None else self.short(x)))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, imagenet, width=64, classes=2, k_shift=4, simclr_dim=128):
+        super().__init__()
+        self.imagenet = imagenet
+        k, s, p = (7, 2, 3) if imagenet else (3, 1, 1)
+        self.conv1 = nn.Conv2d(3, width, k, s, p, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        blocks, cin = [], width
+        for stage, mult in enumerate([1, 2, 4, 8]):
+            for j in range(2):
+                stride = 2 if stage > 0 and j == 0 else 1
+                blocks.append(BasicBlock(cin, width * mult, stride, imagenet))
+                cin = width * mult
+        self.blocks = nn.Sequential(*blocks)
+        last = 8 * width
+        self.linear = nn.Linear(last, classes)
+        self.simclr_layer = nn.Sequential(nn.Linear(last, last), nn.ReLU(), nn.Linear(last, simclr_dim))
+        self.shift_cls_layer = nn.Linear(last, k_shift)
+        self.joint_distribution_layer = nn.Linear(last, 4 * classes)
+
+    def forward(self, x):
+        x = (x - 0.5) / 0.5
+        h = F.relu(self.bn1(self.conv1(x)))
+        if self.imagenet:
+            h = F.max_pool2d(h, 3, 2, 1)
+        h = self.blocks(h)
+        h = torch.flatten(F.adaptive_avg_pool2d(h, 1) if self.imagenet else F.avg_pool2d(h, 4), 1)
+        return self.linear(h), self.simclr_layer(h), self.shift_cls_layer(h), self.joint_distribution_layer(h)
+
+
+def nt_xent(sim, tau=0.5):
+    n = sim.shape[0]
+    m = n // 2
+    e = torch.exp(sim / tau) * (1 - torch.eye(n))
+    l = -torch.log(e / (e.sum(1, keepdim=True) + 1e-8) + 1e-8)
+    idx = (torch.arange(n) + m) % n
+    return l[torch.arange(n), idx].sum() / n
+
+
+def workload(name):
+    torch.manual_seed(0)
+    imagenet = "imagenet" in name
+    size = 64 if imagenet else 32
+    model = ResNet18(imagenet)
+    x = torch.rand(64, 3, size, size)
+    if name.startswith("encoder-eval"):
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                model(x)[1].sum()
+
+        return step
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def step():
+        _, z, _, _ = model(x)
+        z = z / (z.norm(dim=1, keepdim=True) + 1e-8)
+        loss = nt_xent(z @ z.t())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+WORKLOADS = ["encoder-train-cifar32", "encoder-eval-cifar32", "encoder-train-imagenet64"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", nargs="?")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    names = [a.workload] if a.workload else WORKLOADS
+    if not a.json:
+        print(f"{'workload':<26} {'images/s':>10} {'median s':>10} {'runs':>5} {'peak RSS MiB':>14}   (torch {torch.__version__}, threads {a.threads})")
+    for name in names:
+        step = workload(name)
+        for _ in range(a.warmup):
+            step()
+        times = []
+        for _ in range(a.runs):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if a.json:
+            print(json.dumps({"workload": name, "images_per_s": 64 / med, "median_s": med, "runs": a.runs,
+                              "peak_rss_mib": peak, "impl": f"torch {torch.__version__}"}))
+        else:
+            print(f"{name:<26} {64 / med:>10.1f} {med:>10.4f} {a.runs:>5} {peak:>14.0f}")
+
+
+if __name__ == "__main__":
+    main()
