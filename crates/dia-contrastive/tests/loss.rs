@@ -7,9 +7,9 @@ fn reference(s: &[Vec<f64>], tau: f64) -> f64 {
     let n = s.len();
     let m = n / 2;
     let mut total = 0.0;
-    for i in 0..n {
+    for (i, row) in s.iter().enumerate() {
         let e: Vec<f64> = (0..n)
-            .map(|j| if i == j { 0.0 } else { (s[i][j] / tau).exp() })
+            .map(|j| if i == j { 0.0 } else { (row[j] / tau).exp() })
             .collect();
         let denom: f64 = e.iter().sum::<f64>() + 1e-8;
         let j = (i + m) % n;
