@@ -179,6 +179,99 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
+/// Evaluation-mode batch norm as one pass: `y = x·scale[c] + shift[c]`, optionally ReLU, on
+/// (x, scale, shift); scale and shift come from the running estimates through candle ops, so
+/// gradients still reach γ and β.
+struct ChannelAffine {
+    relu: bool,
+}
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "dia-channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, hw) = nchw(l1)?;
+        let (x, scale, shift) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        if scale.len() != c || shift.len() != c {
+            bail!("batch norm: {c} channels but {} / {} statistics", scale.len(), shift.len())
+        }
+        let mut y = vec![0f32; x.len()];
+        if hw > 0 {
+            y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
+                let ch = p % c;
+                for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
+                    let t = v * scale[ch] + shift[ch];
+                    *o = if self.relu { t.max(0.0) } else { t };
+                }
+            });
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        _shift: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let hw = h * w;
+        let dy = dy.contiguous()?;
+        let scale_v = scale.to_vec1::<f32>()?;
+        let relu = self.relu;
+        let (dx, dscale, dshift) = with_f32(x, |xv| {
+            with_f32(y, |yv| {
+                with_f32(&dy, |g| {
+                    let eff = |i: usize| if relu && yv[i] <= 0.0 { 0.0 } else { g[i] };
+                    let sums: Vec<(f64, f64)> = (0..c)
+                        .into_par_iter()
+                        .map(|ch| {
+                            let (mut ds, mut db) = (0f64, 0f64);
+                            for b in 0..n {
+                                let o = (b * c + ch) * hw;
+                                for i in o..o + hw {
+                                    ds += (eff(i) * xv[i]) as f64;
+                                    db += eff(i) as f64;
+                                }
+                            }
+                            (ds, db)
+                        })
+                        .collect();
+                    let mut dx = vec![0f32; xv.len()];
+                    if hw > 0 {
+                        dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
+                            for (j, o) in out.iter_mut().enumerate() {
+                                *o = eff(p * hw + j) * scale_v[p % c];
+                            }
+                        });
+                    }
+                    let dscale: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+                    let dshift: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+                    (dx, dscale, dshift)
+                })
+            })
+        })???;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (n, c, h, w), dev)?),
+            Some(Tensor::from_vec(dscale, c, dev)?),
+            Some(Tensor::from_vec(dshift, c, dev)?),
+        ))
+    }
+}
+
 /// A 2-D batch norm layer with affine parameters and running estimates.
 ///
 /// ```
@@ -269,6 +362,9 @@ impl BatchNorm2d {
             let invstd = (self.running_var.as_tensor() + self.eps)?.sqrt()?.recip()?;
             let scale = (&self.weight * invstd)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            if x.device().is_cpu() && x.dtype() == DType::F32 {
+                return x.contiguous()?.apply_op3(&scale, &shift, ChannelAffine { relu });
+            }
             let y = x
                 .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
                 .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;

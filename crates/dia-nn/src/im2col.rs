@@ -37,7 +37,13 @@ impl ConvGeom {
         self.h * self.w
     }
     /// Images per chunk so that `col` holds at most `budget` floats (at least one image).
+    ///
+    /// Feature maps of 512 pixels or more are done one image at a time: the gemm is already
+    /// wide enough, and its result lands directly in the output without a scatter copy.
     pub fn chunk(&self, budget: usize) -> usize {
+        if self.hw_out() >= 512 {
+            return 1;
+        }
         (budget / (self.k() * self.hw_out()).max(1)).clamp(1, self.n.max(1))
     }
     /// The output column range of `ox` for which the input column `ox·s + kx − pad` is inside
@@ -125,8 +131,16 @@ pub(crate) fn col2im(col: &[f32], g: &ConvGeom, b0: usize, nb: usize, dx: &mut [
                         }
                         let drow = &mut plane[iy as usize * g.w..][..g.w];
                         let s = &src[oy * g.wo..][..g.wo];
-                        for ox in lo..hi {
-                            drow[ox * g.stride + kx - g.pad] += s[ox];
+                        if g.stride == 1 {
+                            // Contiguous on both sides: a plain vector add.
+                            let start = lo + kx - g.pad;
+                            for (d, v) in drow[start..start + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
+                                *d += v;
+                            }
+                        } else {
+                            for ox in lo..hi {
+                                drow[ox * g.stride + kx - g.pad] += s[ox];
+                            }
                         }
                     }
                 }
