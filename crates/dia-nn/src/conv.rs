@@ -99,12 +99,20 @@ fn scatter_rows(mat: &[f32], rows: usize, hw: usize, b0: usize, nb: usize, nchw:
     });
 }
 
+/// A zeroed buffer, written in parallel: the first touch of a large buffer is page faults and
+/// zeroing, which a plain `vec![0.0; n]` does on one thread while the other cores wait.
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+    v
+}
+
 /// Forward: `y (n, cout, ho, wo)`.
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
-    let mut y = vec![0.0f32; g.n * g.cout * hw_o];
+    let mut y = zeros(g.n * g.cout * hw_o);
     let chunk = g.chunk(budget);
-    let mut col = vec![0.0f32; k * chunk * hw_o];
+    let mut col = zeros(k * chunk * hw_o);
     let mut tmp = if chunk > 1 {
         vec![0.0f32; g.cout * chunk * hw_o]
     } else {
@@ -153,9 +161,9 @@ fn grad_matrix<'a>(
 /// Input gradient: `dx (n, cin, h, w)`.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
-    let mut dx = vec![0.0f32; g.n * g.cin * g.hw_in()];
+    let mut dx = zeros(g.n * g.cin * g.hw_in());
     let chunk = g.chunk(budget);
-    let mut dcol = vec![0.0f32; k * chunk * hw_o];
+    let mut dcol = zeros(k * chunk * hw_o);
     let mut gbuf = if chunk > 1 {
         vec![0.0f32; g.cout * chunk * hw_o]
     } else {
