@@ -241,9 +241,10 @@ impl CustomOp3 for ChannelAffine {
                             let (mut ds, mut db) = (0f64, 0f64);
                             for b in 0..n {
                                 let o = (b * c + ch) * hw;
-                                for i in o..o + hw {
-                                    ds += (eff(i) * xv[i]) as f64;
-                                    db += eff(i) as f64;
+                                for (i, &xi) in xv.iter().enumerate().skip(o).take(hw) {
+                                    let e = eff(i);
+                                    ds += (e * xi) as f64;
+                                    db += e as f64;
                                 }
                             }
                             (ds, db)
