@@ -203,7 +203,11 @@ impl CustomOp3 for ChannelAffine {
         let (_, c, hw) = nchw(l1)?;
         let (x, scale, shift) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         if scale.len() != c || shift.len() != c {
-            bail!("batch norm: {c} channels but {} / {} statistics", scale.len(), shift.len())
+            bail!(
+                "batch norm: {c} channels but {} / {} statistics",
+                scale.len(),
+                shift.len()
+            )
         }
         let mut y = vec![0f32; x.len()];
         if hw > 0 {
@@ -364,7 +368,9 @@ impl BatchNorm2d {
             let scale = (&self.weight * invstd)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
             if x.device().is_cpu() && x.dtype() == DType::F32 {
-                return x.contiguous()?.apply_op3(&scale, &shift, ChannelAffine { relu });
+                return x
+                    .contiguous()?
+                    .apply_op3(&scale, &shift, ChannelAffine { relu });
             }
             let y = x
                 .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?

@@ -134,7 +134,8 @@ pub(crate) fn col2im(col: &[f32], g: &ConvGeom, b0: usize, nb: usize, dx: &mut [
                         if g.stride == 1 {
                             // Contiguous on both sides: a plain vector add.
                             let start = lo + kx - g.pad;
-                            for (d, v) in drow[start..start + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
+                            for (d, v) in drow[start..start + (hi - lo)].iter_mut().zip(&s[lo..hi])
+                            {
                                 *d += v;
                             }
                         } else {

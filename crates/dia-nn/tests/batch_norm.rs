@@ -183,9 +183,21 @@ fn evaluation_mode_gradients_match_autograd() {
     let b = Var::from_tensor(&uniform(c, 0.5, &mut rng, &dev).unwrap()).unwrap();
     let rm = uniform(c, 1.0, &mut rng, &dev).unwrap();
     let rv = (uniform(c, 0.5, &mut rng, &dev).unwrap() + 1.0).unwrap();
-    let bn = BatchNorm2d::from_tensors(g.as_tensor().clone(), b.as_tensor().clone(), rm.clone(), rv.clone(), 0).unwrap();
+    let bn = BatchNorm2d::from_tensors(
+        g.as_tensor().clone(),
+        b.as_tensor().clone(),
+        rm.clone(),
+        rv.clone(),
+        0,
+    )
+    .unwrap();
     for relu in [false, true] {
-        let ours = if relu { bn.forward_relu_t(x.as_tensor(), false) } else { bn.forward_t(x.as_tensor(), false) }.unwrap();
+        let ours = if relu {
+            bn.forward_relu_t(x.as_tensor(), false)
+        } else {
+            bn.forward_t(x.as_tensor(), false)
+        }
+        .unwrap();
         let scale = (g.as_tensor() / (&rv + 1e-5).unwrap().sqrt().unwrap()).unwrap();
         let shift = (b.as_tensor() - (&rm * &scale).unwrap()).unwrap();
         let mut want = x
@@ -202,7 +214,10 @@ fn evaluation_mode_gradients_match_autograd() {
         let go = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let gw = (&want * &r).unwrap().sum_all().unwrap().backward().unwrap();
         for (name, v) in [("dx", &x), ("dgamma", &g), ("dbeta", &b)] {
-            let d = rel_diff(go.get(v.as_tensor()).unwrap(), gw.get(v.as_tensor()).unwrap());
+            let d = rel_diff(
+                go.get(v.as_tensor()).unwrap(),
+                gw.get(v.as_tensor()).unwrap(),
+            );
             assert!(d <= 1e-4, "relu={relu}: {name} differs by {d}");
         }
     }
