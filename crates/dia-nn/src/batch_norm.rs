@@ -12,11 +12,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::storage::with_f32;
+use crate::storage::{cpu_slice, with_f32};
 
 /// Per-channel batch statistics of the last training forward.
 #[derive(Clone, Debug, Default)]
@@ -70,14 +69,51 @@ fn nchw(l: &Layout) -> Result<(usize, usize, usize)> {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("batch norm: expected f32, got {:?}", s.dtype())
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("batch norm: expected contiguous inputs"),
+/// `y = x·scale[c] + shift[c]` per channel, then ReLU when asked: the forward of both ops.
+fn affine_channels(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    if hw > 0 {
+        y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
+            let ch = p % c;
+            for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
+                let t = v * scale[ch] + shift[ch];
+                *o = if relu { t.max(0.0) } else { t };
+            }
+        });
     }
+    y
+}
+
+/// Per channel, the sums over (N, H, W) of the two values `f(channel, index)` returns, in f64:
+/// the reductions of both backward passes.
+fn channel_sums(
+    n: usize,
+    c: usize,
+    hw: usize,
+    f: impl Fn(usize, usize) -> (f32, f32) + Sync,
+) -> Vec<(f64, f64)> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut a, mut b) = (0f64, 0f64);
+            for img in 0..n {
+                let o = (img * c + ch) * hw;
+                for i in o..o + hw {
+                    let (u, v) = f(ch, i);
+                    a += u as f64;
+                    b += v as f64;
+                }
+            }
+            (a, b)
+        })
+        .collect()
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -95,7 +131,11 @@ impl CustomOp3 for BatchNormTrain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = nchw(l1)?;
-        let (x, gamma, beta) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, gamma, beta) = (
+            cpu_slice(s1, l1, "batch norm")?,
+            cpu_slice(s2, l2, "batch norm")?,
+            cpu_slice(s3, l3, "batch norm")?,
+        );
         if gamma.len() != c || beta.len() != c {
             bail!(
                 "batch norm: {c} channels but weight/bias of {}/{}",
@@ -104,16 +144,11 @@ impl CustomOp3 for BatchNormTrain {
             )
         }
         let stats = channel_stats(x, n, c, hw, self.eps);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
-            let ch = p % c;
-            let scale = gamma[ch] * stats.invstd[ch];
-            let shift = beta[ch] - stats.mean[ch] * scale;
-            for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
-                let t = v * scale + shift;
-                *o = if self.relu { t.max(0.0) } else { t };
-            }
-        });
+        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * stats.invstd[ch]).collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|ch| beta[ch] - stats.mean[ch] * scale[ch])
+            .collect();
+        let y = affine_channels(x, c, hw, &scale, &shift, self.relu);
         *self.stats.lock().expect("stats lock") = stats;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -137,21 +172,11 @@ impl CustomOp3 for BatchNormTrain {
         let (dx, dgamma, dbeta) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |dyv| {
-                    let sums: Vec<(f64, f64)> = (0..c)
-                        .into_par_iter()
-                        .map(|ch| {
-                            let (mut db, mut dg) = (0f64, 0f64);
-                            for b in 0..n {
-                                let o = (b * c + ch) * hw;
-                                for i in o..o + hw {
-                                    let g = eff(dyv[i], yv[i]) as f64;
-                                    db += g;
-                                    dg += g * ((xv[i] - stats.mean[ch]) * stats.invstd[ch]) as f64;
-                                }
-                            }
-                            (db, dg)
-                        })
-                        .collect();
+                    // (Σ dy, Σ dy·x̂) per channel.
+                    let sums = channel_sums(n, c, hw, |ch, i| {
+                        let g = eff(dyv[i], yv[i]);
+                        (g, g * ((xv[i] - stats.mean[ch]) * stats.invstd[ch]))
+                    });
                     let m = stats.count as f32;
                     let mut dx = vec![0f32; xv.len()];
                     dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
@@ -201,7 +226,11 @@ impl CustomOp3 for ChannelAffine {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(l1)?;
-        let (x, scale, shift) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, scale, shift) = (
+            cpu_slice(s1, l1, "batch norm")?,
+            cpu_slice(s2, l2, "batch norm")?,
+            cpu_slice(s3, l3, "batch norm")?,
+        );
         if scale.len() != c || shift.len() != c {
             bail!(
                 "batch norm: {c} channels but {} / {} statistics",
@@ -209,16 +238,7 @@ impl CustomOp3 for ChannelAffine {
                 shift.len()
             )
         }
-        let mut y = vec![0f32; x.len()];
-        if hw > 0 {
-            y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
-                let ch = p % c;
-                for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
-                    let t = v * scale[ch] + shift[ch];
-                    *o = if self.relu { t.max(0.0) } else { t };
-                }
-            });
-        }
+        let y = affine_channels(x, c, hw, scale, shift, self.relu);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -239,21 +259,8 @@ impl CustomOp3 for ChannelAffine {
             with_f32(y, |yv| {
                 with_f32(&dy, |g| {
                     let eff = |i: usize| if relu && yv[i] <= 0.0 { 0.0 } else { g[i] };
-                    let sums: Vec<(f64, f64)> = (0..c)
-                        .into_par_iter()
-                        .map(|ch| {
-                            let (mut ds, mut db) = (0f64, 0f64);
-                            for b in 0..n {
-                                let o = (b * c + ch) * hw;
-                                for (i, &xi) in xv.iter().enumerate().skip(o).take(hw) {
-                                    let e = eff(i);
-                                    ds += (e * xi) as f64;
-                                    db += e as f64;
-                                }
-                            }
-                            (ds, db)
-                        })
-                        .collect();
+                    // (Σ dy·x, Σ dy) per channel.
+                    let sums = channel_sums(n, c, hw, |_, i| (eff(i) * xv[i], eff(i)));
                     let mut dx = vec![0f32; xv.len()];
                     if hw > 0 {
                         dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {

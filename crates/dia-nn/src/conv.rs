@@ -11,7 +11,6 @@
 //!
 //! Only the CPU path is custom; on other devices [`conv2d`] calls candle's own `conv2d`.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use rand::RngCore;
 use rayon::prelude::*;
@@ -19,6 +18,7 @@ use rayon::prelude::*;
 use crate::gemm::{sgemm, sgemm_serial, MatRef};
 use crate::im2col::{col2im, im2col, im2col_serial, ConvGeom};
 use crate::init;
+use crate::storage::cpu_slice;
 
 /// Largest im2col buffer, in floats (64 MiB). The batch is processed in chunks that fit.
 pub const DEFAULT_COL_BUDGET: usize = 16 << 20;
@@ -68,18 +68,6 @@ fn geom(x: &[usize], w: &[usize], cfg: &Conv2dConfig) -> Result<ConvGeom> {
         ho: (hp - kh) / cfg.stride + 1,
         wo: (wp - kw) / cfg.stride + 1,
     })
-}
-
-/// The contiguous f32 data of a CPU storage.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        other => candle_core::bail!("conv2d: {what} must be f32, got {:?}", other.dtype()),
-    };
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("conv2d: {what} must be contiguous"),
-    }
 }
 
 /// Copies images `b0..b0+nb` of an NCHW (C = rows) tensor into a `[rows, nb·hw]` matrix, or
@@ -233,8 +221,8 @@ impl CustomOp2 for Conv2dOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = geom(l1.dims(), l2.dims(), &self.cfg)?;
-        let x = f32_slice(s1, l1, "input")?;
-        let w = f32_slice(s2, l2, "weight")?;
+        let x = cpu_slice(s1, l1, "conv2d input")?;
+        let w = cpu_slice(s2, l2, "conv2d weight")?;
         let y = forward(x, w, &g, self.budget);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
@@ -292,8 +280,8 @@ impl CustomOp2 for InputGrad {
                 l1.dims()
             )
         }
-        let dy = f32_slice(s1, l1, "gradient")?;
-        let w = f32_slice(s2, l2, "weight")?;
+        let dy = cpu_slice(s1, l1, "conv2d gradient")?;
+        let w = cpu_slice(s2, l2, "conv2d weight")?;
         let dx = backward_input(dy, w, &g, self.budget);
         Ok((CpuStorage::F32(dx), Shape::from(self.x_dims.clone())))
     }
@@ -324,8 +312,8 @@ impl CustomOp2 for WeightGrad {
                 l2.dims()
             )
         }
-        let x = f32_slice(s1, l1, "input")?;
-        let dy = f32_slice(s2, l2, "gradient")?;
+        let x = cpu_slice(s1, l1, "conv2d input")?;
+        let dy = cpu_slice(s2, l2, "conv2d gradient")?;
         let dw = backward_weight(x, dy, &g);
         Ok((CpuStorage::F32(dw), Shape::from(self.w_dims.clone())))
     }

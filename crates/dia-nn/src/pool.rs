@@ -3,11 +3,10 @@
 //! padding 1 pool (performance-baseline §3); this op routes each output gradient to the first
 //! maximum of its window, as PyTorch's saved indices do.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::with_f32;
+use crate::storage::{cpu_slice, with_f32};
 
 /// Kernel, stride and padding of a square max pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +78,7 @@ impl CustomOp1 for MaxPool2d {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = s else {
-            bail!("max pool: expected f32, got {:?}", s.dtype())
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            bail!("max pool: expected a contiguous input")
-        };
-        let x = &v[a..b];
+        let x = cpu_slice(s, l, "max pool")?;
         let [n, c, h, w] = *l.dims() else {
             bail!("max pool: expected (N, C, H, W), got {:?}", l.dims())
         };

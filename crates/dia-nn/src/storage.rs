@@ -1,6 +1,7 @@
 //! Borrowing the f32 data of a contiguous CPU tensor without copying it.
 
-use candle_core::{bail, Result, Storage, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
 
 /// Calls `f` with the f32 values of `t`, which must be a contiguous f32 tensor on the CPU.
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -14,5 +15,17 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
     match &*storage {
         Storage::Cpu(candle_core::CpuStorage::F32(v)) => Ok(f(&v[start..end])),
         _ => bail!("expected an f32 tensor on the CPU"),
+    }
+}
+
+/// The f32 values of a contiguous CPU storage, as custom ops receive it; `what` names the
+/// operand in errors.
+pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{what}: expected f32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{what}: expected a contiguous tensor"),
     }
 }

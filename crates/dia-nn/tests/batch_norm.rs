@@ -1,30 +1,13 @@
 //! BatchNorm2d against the formula written with candle ops and differentiated by candle's
 //! autograd; running estimates against PyTorch's update rule.
 
+mod common;
+use common::rel_diff;
+
 use candle_core::{Device, Tensor, Var};
 use dia_nn::init::uniform;
 use dia_nn::BatchNorm2d;
 use rand::SeedableRng;
-
-fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-6);
-    diff / scale
-}
 
 /// Training-mode batch norm written with candle ops.
 fn reference(x: &Tensor, g: &Tensor, b: &Tensor, relu: bool) -> Tensor {

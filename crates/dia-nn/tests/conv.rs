@@ -1,32 +1,13 @@
 //! The custom conv2d against candle's reference `conv2d` and autograd: forward, input gradient
 //! and weight gradient agree to 1e-4 relative over a grid of shapes (issue #3 acceptance).
 
+mod common;
+use common::rel_diff;
+
 use candle_core::{Device, Tensor, Var};
 use dia_nn::init::uniform;
 use dia_nn::{conv2d_with_budget, Conv2dConfig};
 use rand::SeedableRng;
-
-/// max |a − b| / max |b|.
-fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-6);
-    diff / scale
-}
 
 /// Direct f64 loops: the forward output and, for `loss = Σ y·r`, the gradients of x and w.
 fn naive(x: &Tensor, w: &Tensor, r: &Tensor, c: &Case) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
