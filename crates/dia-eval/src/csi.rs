@@ -1,0 +1,206 @@
+//! The CSI score (spec §6), from features already averaged over test-time augmentations.
+//!
+//! For each shift k, with z̄ₖ the SimCLR features and ℓ̄ₖ the shift logits of the normal
+//! training images: `axisₖ[m] = z̄ₖ(xₘ)/(‖z̄ₖ(xₘ)‖ + 1e-8)`, `w_sim[k] = 1/mean ‖z̄ₖ‖`,
+//! `w_shi[k] = 1/mean ℓ̄ₖ[k]` (the raw logit of the right shift, as the reference), and
+//!
+//! `score(x) = (1/K) Σₖ [ w_sim[k]·maxₘ ⟨z̄ₖ(x), axisₖ[m]⟩ + w_shi[k]·ℓ̄ₖ(x)[k] ]`
+//!
+//! — higher is more normal. The `simclr` score of the reference's ablations is the same with
+//! `w_sim = 1`, `w_shi = 0`.
+
+use std::str::FromStr;
+
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Features of one shift for a set of images: `simclr` (N, D) and `shift` logits (N, K).
+#[derive(Clone, Debug)]
+pub struct ShiftFeatures {
+    /// SimCLR projections, unnormalised, averaged over augmentations.
+    pub simclr: Tensor,
+    /// Shift-head logits, averaged over augmentations.
+    pub shift: Tensor,
+}
+
+/// Which score to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    /// The CSI score (the reference's `--ood_score CSI`).
+    Csi,
+    /// Nearest-neighbour cosine × norm only (`--ood_score simclr`).
+    Simclr,
+}
+
+impl FromStr for ScoreKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "csi" => Ok(ScoreKind::Csi),
+            "simclr" => Ok(ScoreKind::Simclr),
+            _ => Err(Error::Invalid(format!(
+                "unknown score {s:?}; expected CSI or simclr"
+            ))),
+        }
+    }
+}
+
+/// The training statistics of the CSI score: one set of axes and two weights per shift.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use dia_eval::{CsiStatistics, ScoreKind, ShiftFeatures};
+/// let dev = Device::Cpu;
+/// let feats = |z: Vec<f32>, l: Vec<f32>| ShiftFeatures {
+///     simclr: Tensor::from_vec(z.clone(), (z.len() / 2, 2), &dev).unwrap(),
+///     shift: Tensor::from_vec(l.clone(), (l.len(), 1), &dev).unwrap(),
+/// };
+/// // One shift (K = 1), two training images.
+/// let train = [feats(vec![1., 0., 0., 2.], vec![2., 2.])];
+/// let stats = CsiStatistics::fit(&train, ScoreKind::Csi)?;
+/// let test = [feats(vec![3., 0.], vec![1.])];
+/// // w_sim = 1/1.5, nearest axis (1, 0) gives 3; w_shi = 1/2 times the logit 1.
+/// let s = stats.score(&test)?;
+/// assert!((s[0] - (3.0 / 1.5 + 0.5)).abs() < 1e-6);
+/// # Ok::<(), dia_eval::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CsiStatistics {
+    kind: ScoreKind,
+    /// Per shift: the unit axes, row-major (M × D), and D.
+    axes: Vec<(Vec<f64>, usize)>,
+    w_sim: Vec<f64>,
+    w_shi: Vec<f64>,
+}
+
+fn dims(f: &ShiftFeatures, k: usize, shifts: usize) -> Result<(usize, usize)> {
+    let (n, d) = f.simclr.dims2()?;
+    let (n2, ks) = f.shift.dims2()?;
+    if n != n2 || ks != shifts {
+        return Err(Error::Invalid(format!(
+            "shift {k}: simclr features {:?} and shift logits {:?} do not fit {shifts} shifts",
+            f.simclr.dims(),
+            f.shift.dims()
+        )));
+    }
+    Ok((n, d))
+}
+
+fn host(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+fn column(t: &Tensor, k: usize) -> Result<Vec<f64>> {
+    host(&t.narrow(1, k, 1)?)
+}
+
+// Scores are computed on the host in f64, one test image at a time, in a fixed order: a score
+// then does not depend on how many images are scored together (a batched f32 matmul does, by
+// rounding), which the batch-size invariance of `dia eval` relies on.
+impl CsiStatistics {
+    /// Computes the axes and weights from the normal training images, one [`ShiftFeatures`]
+    /// per shift.
+    pub fn fit(train: &[ShiftFeatures], kind: ScoreKind) -> Result<Self> {
+        let shifts = train.len();
+        if shifts == 0 {
+            return Err(Error::Invalid("no shift features".into()));
+        }
+        let (mut axes, mut w_sim, mut w_shi) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, f) in train.iter().enumerate() {
+            let (m, d) = dims(f, k, shifts)?;
+            if m == 0 {
+                return Err(Error::Invalid("no training features".into()));
+            }
+            let mut z = host(&f.simclr)?;
+            let mut norm_sum = 0.0;
+            for row in z.chunks_mut(d.max(1)) {
+                let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                norm_sum += norm;
+                row.iter_mut().for_each(|v| *v /= norm + 1e-8);
+            }
+            let mean_norm = norm_sum / m as f64;
+            let mean_logit = column(&f.shift, k)?.iter().sum::<f64>() / m as f64;
+            let (ws, wh) = match kind {
+                ScoreKind::Csi => (1.0 / mean_norm, 1.0 / mean_logit),
+                ScoreKind::Simclr => (1.0, 0.0),
+            };
+            if !ws.is_finite() || !wh.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "shift {k}: the CSI weights are not finite (mean feature norm {mean_norm}, mean logit {mean_logit})"
+                )));
+            }
+            axes.push((z, d));
+            w_sim.push(ws);
+            w_shi.push(wh);
+        }
+        Ok(Self {
+            kind,
+            axes,
+            w_sim,
+            w_shi,
+        })
+    }
+
+    /// Scores test images, one [`ShiftFeatures`] per shift (same order as in `fit`).
+    pub fn score(&self, test: &[ShiftFeatures]) -> Result<Vec<f64>> {
+        let shifts = self.axes.len();
+        if test.len() != shifts {
+            return Err(Error::Invalid(format!(
+                "{} shifts of test features for statistics of {shifts}",
+                test.len()
+            )));
+        }
+        let mut scores: Option<Vec<f64>> = None;
+        for (k, f) in test.iter().enumerate() {
+            let (n, d) = dims(f, k, shifts)?;
+            let (axes, da) = (&self.axes[k].0, self.axes[k].1);
+            if d != da {
+                return Err(Error::Invalid(format!(
+                    "shift {k}: test features have dimension {d}, the training axes {da}"
+                )));
+            }
+            let z = host(&f.simclr)?;
+            let nearest: Vec<f64> = z
+                .par_chunks(d.max(1))
+                .map(|x| {
+                    axes.chunks(d.max(1))
+                        .map(|a| x.iter().zip(a).map(|(p, q)| p * q).sum::<f64>())
+                        .fold(f64::NEG_INFINITY, f64::max)
+                })
+                .collect();
+            let logits = column(&f.shift, k)?;
+            let acc = scores.get_or_insert_with(|| vec![0.0; n]);
+            if acc.len() != n {
+                return Err(Error::Invalid(format!(
+                    "shift {k} has {n} test images, shift 0 has {}",
+                    acc.len()
+                )));
+            }
+            for i in 0..n {
+                acc[i] += self.w_sim[k] * nearest[i] + self.w_shi[k] * logits[i];
+            }
+        }
+        Ok(scores
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s / shifts as f64)
+            .collect())
+    }
+
+    /// The score kind.
+    pub fn kind(&self) -> ScoreKind {
+        self.kind
+    }
+    /// `w_sim` per shift.
+    pub fn w_sim(&self) -> &[f64] {
+        &self.w_sim
+    }
+    /// `w_shi` per shift.
+    pub fn w_shi(&self) -> &[f64] {
+        &self.w_shi
+    }
+}
