@@ -23,14 +23,22 @@
 //! # Ok::<(), dia_encoder::Error>(())
 //! ```
 //!
-//! **Status:** the encoders are here; loading reference `.model` checkpoints lands with the rest
-//! of issue #5.
+//! Checkpoints: [`load_reference_checkpoint`] imports the reference's PyTorch `.model` files
+//! (no code is executed); [`save_checkpoint`] / [`load_checkpoint`] use safetensors with the
+//! same names and the configuration in the metadata.
+//!
+//! **Status:** encoders and checkpoints are here; training lives in `dia-contrastive` (issue #5).
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod error;
 pub mod params;
 pub mod resnet;
 
+pub use checkpoint::{
+    infer_config, load_checkpoint, load_reference_checkpoint, read_reference_checkpoint,
+    save_checkpoint,
+};
 pub use error::{Error, Result};
 pub use params::{Builder, ConvInit, Source};
 pub use resnet::{Arch, EncoderConfig, EncoderOutput, ResNet18};

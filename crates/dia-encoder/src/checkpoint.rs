@@ -1,0 +1,155 @@
+//! Encoder checkpoints: importing the reference's PyTorch files and our own safetensors files.
+//!
+//! The reference saves `torch.save(model.state_dict())` as `last.model` / `best_*.model`
+//! (spec §8), with a `module.` prefix when trained with DataParallel. They are read with
+//! candle's pickle reader, which only understands tensors and executes no code. Our
+//! checkpoints are safetensors files with the reference's names (so PyTorch can read them back)
+//! and a `dia` metadata entry holding the [`EncoderConfig`] as JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::params::Source;
+use crate::resnet::{Arch, EncoderConfig, ResNet18};
+
+/// The metadata key of the encoder configuration in our safetensors files.
+pub const CONFIG_KEY: &str = "dia.encoder";
+
+fn weights_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::Weights(format!("{}: {msg}", path.display()))
+}
+
+/// Reads a reference encoder checkpoint (`.model` / `.pth`, PyTorch ≥ 1.6 zip format) into
+/// named tensors, without a `module.` prefix.
+pub fn read_reference_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| weights_err(path, e))?;
+    let n = file.read(&mut magic).map_err(|e| weights_err(path, e))?;
+    if n < 4 || &magic != b"PK\x03\x04" {
+        return Err(weights_err(
+            path,
+            "not a zip-format PyTorch file (files written by torch < 1.6 use the legacy format); \
+             re-save it with a current PyTorch: \
+             torch.save(torch.load(IN, map_location=\"cpu\"), OUT)",
+        ));
+    }
+    let tensors = candle_core::pickle::read_all(path)
+        .map_err(|e| weights_err(path, format!("cannot read the PyTorch file: {e}")))?;
+    if tensors.is_empty() {
+        return Err(weights_err(path, "no tensor found (is it a state dict?)"));
+    }
+    Ok(tensors
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                v,
+            )
+        })
+        .collect())
+}
+
+/// Infers the encoder's configuration from the shapes of its tensors.
+pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Result<EncoderConfig> {
+    let dims = |name: &str| -> Result<Vec<usize>> {
+        tensors
+            .get(name)
+            .map(|t| t.dims().to_vec())
+            .ok_or_else(|| Error::Weights(format!("missing tensor {name:?}")))
+    };
+    let conv1 = dims("conv1.weight")?;
+    let (width, k) = match conv1[..] {
+        [w, 3, k, k2] if k == k2 => (w, k),
+        _ => return Err(Error::Weights(format!("conv1.weight has shape {conv1:?}"))),
+    };
+    let arch = match k {
+        3 => Arch::ResNet18,
+        7 => Arch::ResNet18ImageNet,
+        _ => {
+            return Err(Error::Weights(format!(
+                "conv1.weight has a {k}x{k} kernel; expected 3 (resnet18) or 7 (resnet18_imagenet)"
+            )))
+        }
+    };
+    let rows = |name: &str| -> Result<usize> { Ok(dims(name)?[0]) };
+    Ok(EncoderConfig {
+        arch,
+        width,
+        num_classes: rows("linear.weight")?,
+        k_shift: rows("shift_cls_layer.weight")?,
+        simclr_dim: rows("simclr_layer.2.weight")?,
+    })
+}
+
+/// Loads a reference checkpoint as a model: every name and shape is checked, and anything
+/// missing, unexpected or mis-shaped is an error naming the tensor and the file.
+pub fn load_reference_checkpoint(path: &Path, device: &Device) -> Result<ResNet18> {
+    let tensors = read_reference_checkpoint(path)?;
+    let cfg = infer_config(&tensors).map_err(|e| weights_err(path, e))?;
+    ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(|e| weights_err(path, e))
+}
+
+/// Saves the model as safetensors with its configuration and `extra` metadata, atomically
+/// (temporary file, then rename).
+pub fn save_checkpoint(
+    model: &ResNet18,
+    path: &Path,
+    extra: &BTreeMap<String, String>,
+) -> Result<()> {
+    let state = model.state_dict()?;
+    let mut meta: HashMap<String, String> =
+        extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.insert(
+        CONFIG_KEY.to_string(),
+        serde_json::to_string(&model.config()).map_err(|e| Error::Config(e.to_string()))?,
+    );
+    meta.insert(
+        "dia.version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    let mut entries: Vec<(String, Tensor)> = state.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let bytes = safetensors::serialize(entries.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .map_err(|e| weights_err(path, e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(weights_err(path, e));
+    }
+    Ok(())
+}
+
+/// Loads one of our safetensors checkpoints (or any safetensors file with the reference's
+/// names, whose configuration is then inferred from the shapes). Returns the model and the
+/// file's metadata.
+pub fn load_checkpoint(
+    path: &Path,
+    device: &Device,
+) -> Result<(ResNet18, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| weights_err(path, e))?;
+    let cfg = match meta.get(CONFIG_KEY) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| weights_err(path, format!("bad {CONFIG_KEY} metadata: {e}")))?,
+        None => infer_config(&tensors).map_err(|e| weights_err(path, e))?,
+    };
+    let model =
+        ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(|e| weights_err(path, e))?;
+    Ok((model, meta))
+}
