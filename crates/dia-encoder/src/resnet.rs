@@ -115,7 +115,7 @@ impl BasicBlock {
             Some((conv, bn)) => bn.forward_t(&candle_core::Module::forward(conv, x)?, train)?,
             None => x.clone(),
         };
-        Ok((h + sc)?.relu()?)
+        Ok(dia_nn::add_relu(&h, &sc)?)
     }
 }
 

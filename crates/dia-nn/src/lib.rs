@@ -11,6 +11,7 @@
 //!   analytic backward, and an optional fused ReLU.
 //! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
 //!   stem's 3×3 / stride 2 / padding 1).
+//! - [`add_relu`]: `relu(a + b)` fused, the tail of every ResNet block.
 //! - [`group_norm`] and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
 //! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
@@ -33,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod add_relu;
 pub mod alloc;
 pub mod batch_norm;
 pub mod conv;
@@ -43,6 +45,7 @@ pub mod init;
 pub mod pool;
 mod storage;
 
+pub use add_relu::add_relu;
 pub use alloc::tune_allocator;
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};

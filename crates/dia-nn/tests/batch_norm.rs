@@ -205,3 +205,31 @@ fn evaluation_mode_gradients_match_autograd() {
         }
     }
 }
+
+#[test]
+fn add_relu_matches_candle_ops_with_gradients() {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    for shape in [(2usize, 3usize, 5usize, 7usize), (64, 4, 16, 17)] {
+        let a = Var::from_tensor(&uniform(shape, 1.0, &mut rng, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&uniform(shape, 1.0, &mut rng, &dev).unwrap()).unwrap();
+        let ours = dia_nn::add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+        let want = (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap();
+        assert_eq!(rel_diff(&ours, &want), 0.0);
+        let r = uniform(ours.dims(), 1.0, &mut rng, &dev).unwrap();
+        let go = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gw = (&want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&a, &b] {
+            assert_eq!(
+                rel_diff(
+                    go.get(v.as_tensor()).unwrap(),
+                    gw.get(v.as_tensor()).unwrap()
+                ),
+                0.0
+            );
+        }
+    }
+    let x = Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap();
+    let y = Tensor::zeros((3, 2), candle_core::DType::F32, &dev).unwrap();
+    assert!(dia_nn::add_relu(&x, &y).is_err());
+}
