@@ -197,10 +197,10 @@ fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = output.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    dia_data::atomic::write_atomic(output, |file| {
+        img.write_to(&mut std::io::BufWriter::new(file), image::ImageFormat::Png)
+            .map_err(std::io::Error::other)
+    })?;
     println!(
         "wrote {} ({} images; columns: original, rotation 90/180/270, cutperm 1/2/3, gaussian 7, median 7, two SimCLR views)",
         output.display(),

@@ -110,7 +110,19 @@ fn folder_name(p: &Path) -> String {
 pub struct FolderDataset {
     samples: Vec<(PathBuf, usize)>,
     classes: Vec<String>,
+    /// The configured size; images are resized to it.
     size: Option<(usize, usize)>,
+    /// Without a configured size, the size of the first image, which all must share.
+    native: (usize, usize),
+}
+
+/// The (H, W) of the first sample, read from its header once (0×0 if unreadable: loading that
+/// sample then reports the real error).
+fn first_size(samples: &[(PathBuf, usize)]) -> (usize, usize) {
+    samples
+        .first()
+        .and_then(|(p, _)| image::image_dimensions(p).ok())
+        .map_or((0, 0), |(w, h)| (h as usize, w as usize))
 }
 
 impl FolderDataset {
@@ -176,6 +188,7 @@ impl FolderDataset {
             }
         }
         Ok(Self {
+            native: first_size(&samples),
             samples,
             classes,
             size,
@@ -196,6 +209,7 @@ impl FolderDataset {
             )));
         }
         Ok(Self {
+            native: first_size(&samples),
             samples,
             classes,
             size,
@@ -219,27 +233,18 @@ impl Dataset for FolderDataset {
         self.samples[i].1
     }
     fn image_size(&self) -> (usize, usize) {
-        // Without a configured size the first image decides; the loader checks the rest.
-        self.size.unwrap_or_else(|| {
-            self.samples
-                .first()
-                .and_then(|(p, _)| image::image_dimensions(p).ok())
-                .map_or((0, 0), |(w, h)| (h as usize, w as usize))
-        })
+        self.size.unwrap_or(self.native)
     }
     fn load(&self, i: usize) -> Result<Vec<f32>> {
         let path = &self.samples[i].0;
         let img = decode_rgb(path)?;
-        let size = self.size.unwrap_or_else(|| self.image_size());
-        if self.size.is_none() && (img.height() as usize, img.width() as usize) != size {
+        let got = (img.height() as usize, img.width() as usize);
+        if self.size.is_none() && got != self.native {
             return Err(crate::error::format_err(
                 path,
                 format!(
                     "image is {}x{} but the dataset's images are {}x{}; set an image size to resize",
-                    img.height(),
-                    img.width(),
-                    size.0,
-                    size.1
+                    got.0, got.1, self.native.0, self.native.1
                 ),
             ));
         }
