@@ -198,8 +198,10 @@ fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     dia_data::atomic::write_atomic(output, |file| {
-        img.write_to(&mut std::io::BufWriter::new(file), image::ImageFormat::Png)
-            .map_err(std::io::Error::other)
+        let mut w = std::io::BufWriter::new(file);
+        img.write_to(&mut w, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut w)
     })?;
     println!(
         "wrote {} ({} images; columns: original, rotation 90/180/270, cutperm 1/2/3, gaussian 7, median 7, two SimCLR views)",
