@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod data;
+mod embed;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,8 @@ enum Command {
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Features of a trained encoder (penultimate, simclr, shift) for images, no augmentation.
+    Embed(embed::EmbedArgs),
     /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
     Bench(bench::BenchArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -99,6 +99,19 @@ pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Every image under `dir`, recursively, sorted by path.
+pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(layout_err(dir, "not a folder"));
+    }
+    let mut out = image_files(dir)?;
+    for sub in subdirs(dir)? {
+        out.extend(find_images(&sub)?);
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn folder_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())

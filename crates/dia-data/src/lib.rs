@@ -49,7 +49,7 @@ pub mod subset;
 pub use check::{check_folder, CheckReport};
 pub use dataset::{ArrayDataset, Dataset};
 pub use error::{Error, Result};
-pub use folder::{ClassMap, ClassSpec, FolderDataset};
+pub use folder::{find_images, ClassMap, ClassSpec, FolderDataset};
 pub use idx::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};
 pub use loader::{load_batch, Batch, BatchLoader, Batches};
 pub use npz::read_npz_split;

@@ -1,0 +1,119 @@
+//! `dia embed`: the features of a trained encoder for a batch of images, without augmentation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use clap::Args;
+use dia_data::{find_images, load_batch, FolderDataset};
+use dia_encoder::{load_checkpoint, load_reference_checkpoint, Arch, ResNet18};
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Encoder checkpoint: ours (.safetensors) or the reference's PyTorch file (.model / .pth).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// A .npy float array (N, 3, H, W) in [0, 1], or a folder of images (searched recursively).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .safetensors with `penultimate`, `simclr` and `shift` (eval mode).
+    #[arg(long)]
+    output: PathBuf,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Side of the square images decoded from a folder (default: 32 for resnet18, 224 for
+    /// resnet18_imagenet).
+    #[arg(long)]
+    image_size: Option<usize>,
+}
+
+fn load_model(path: &Path) -> Result<ResNet18> {
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    Ok(if is_safetensors {
+        load_checkpoint(path, &Device::Cpu)?.0
+    } else {
+        load_reference_checkpoint(path, &Device::Cpu)?
+    })
+}
+
+/// The images as one (N, 3, H, W) tensor and where each came from.
+fn load_input(input: &Path, size: usize) -> Result<(Tensor, Vec<String>)> {
+    if input.extension().is_some_and(|e| e == "npy") {
+        let x = Tensor::read_npy(input)
+            .with_context(|| format!("{}: not a readable .npy array", input.display()))?
+            .to_dtype(DType::F32)?;
+        match x.dims() {
+            [n, 3, _, _] => {
+                let names = (0..*n)
+                    .map(|i| format!("{}[{i}]", input.display()))
+                    .collect();
+                Ok((x, names))
+            }
+            d => bail!(
+                "{}: expected an array of shape (N, 3, H, W), got {d:?}",
+                input.display()
+            ),
+        }
+    } else {
+        let paths = find_images(input)?;
+        if paths.is_empty() {
+            bail!("{}: no .png/.jpg/.jpeg image found", input.display());
+        }
+        let samples = paths.iter().map(|p| (p.clone(), 0)).collect();
+        let ds = FolderDataset::from_samples(samples, vec!["images".into()], Some((size, size)))?;
+        let x = load_batch(&ds, (0..paths.len()).collect())?.images;
+        Ok((x, paths.iter().map(|p| p.display().to_string()).collect()))
+    }
+}
+
+pub fn run(args: EmbedArgs) -> Result<()> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    let model = load_model(&args.checkpoint)?;
+    let cfg = model.config();
+    let size = args.image_size.unwrap_or(match cfg.arch {
+        Arch::ResNet18 => 32,
+        Arch::ResNet18ImageNet => 224,
+    });
+    let (x, sources) = load_input(&args.input, size)?;
+    let n = x.dim(0)?;
+    let mut parts: HashMap<&str, Vec<Tensor>> = HashMap::new();
+    for start in (0..n).step_by(args.batch_size) {
+        let batch = x.narrow(0, start, args.batch_size.min(n - start))?;
+        let out = model.forward_t(&batch, false)?;
+        for (name, t) in [
+            ("penultimate", out.penultimate),
+            ("simclr", out.simclr),
+            ("shift", out.shift),
+        ] {
+            parts.entry(name).or_default().push(t);
+        }
+    }
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, ts) in parts {
+        tensors.push((name.to_string(), Tensor::cat(&ts, 0)?));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let meta = HashMap::from([
+        ("dia.sources".to_string(), serde_json::to_string(&sources)?),
+        (
+            "dia.checkpoint".to_string(),
+            args.checkpoint.display().to_string(),
+        ),
+        ("dia.encoder".to_string(), serde_json::to_string(&cfg)?),
+    ]);
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .with_context(|| format!("serialising {}", args.output.display()))?;
+    dia_data::atomic::write_atomic(&args.output, |f| std::io::Write::write_all(f, &bytes))?;
+    println!(
+        "wrote {} ({n} images: penultimate {}, simclr {}, shift {})",
+        args.output.display(),
+        cfg.last_dim(),
+        cfg.simclr_dim,
+        cfg.k_shift
+    );
+    Ok(())
+}
