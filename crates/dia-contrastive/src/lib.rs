@@ -3,8 +3,9 @@
 //! Batch construction with dissolved negatives (spec §5.2), NT-Xent and NT-Xent-neg (§5.5),
 //! LARS and the warm-up + cosine schedule (§5.6), and the training loop with checkpoints.
 //!
-//! **Status:** the CSI loss ([`nt_xent`], [`normalize`]) and a plain SGD step are here (they
-//! drive `dia bench`); the DIA loss, LARS, the schedule and the training loop land with issue #5.
+//! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
+//! ([`WarmupCosine`], [`LrStepper`]) and a plain SGD step (for `dia bench`) are here; batch
+//! construction and the training loop land with the rest of issue #5.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -17,8 +18,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod lars;
 pub mod loss;
 pub mod optim;
+pub mod schedule;
 
-pub use loss::{normalize, nt_xent};
+pub use lars::{Lars, LarsConfig};
+pub use loss::{normalize, nt_xent, nt_xent_neg, NegMode};
 pub use optim::sgd_step;
+pub use schedule::{LrStepper, WarmupCosine};
