@@ -4,8 +4,9 @@
 //! LARS and the warm-up + cosine schedule (§5.6), and the training loop with checkpoints.
 //!
 //! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
-//! ([`WarmupCosine`], [`LrStepper`]) and a plain SGD step (for `dia bench`) are here; batch
-//! construction and the training loop land with the rest of issue #5.
+//! ([`WarmupCosine`], [`LrStepper`]), batch construction ([`BatchBuilder`]) and the step
+//! ([`train_step`]) are here; the training loop with runs, checkpoints and resume, and
+//! `dia train`, land with the rest of issue #5.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -18,12 +19,16 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod lars;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod step;
 
+pub use batch::{BatchBuilder, ContrastiveBatch};
 pub use lars::{Lars, LarsConfig};
 pub use loss::{normalize, nt_xent, nt_xent_neg, NegMode};
 pub use optim::sgd_step;
 pub use schedule::{LrStepper, WarmupCosine};
+pub use step::{losses, train_step, StepLosses, TEMPERATURE};
