@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod embed;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,8 @@ enum Command {
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train a CSI or DIA encoder from a YAML config (run directory with metrics and checkpoints).
+    Train(train::TrainArgs),
     /// Features of a trained encoder (penultimate, simclr, shift) for images, no augmentation.
     Embed(embed::EmbedArgs),
     /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
         Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };

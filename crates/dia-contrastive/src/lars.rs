@@ -5,7 +5,7 @@
 //! `a = 0.001·‖p‖ / (‖g‖ + 1e-6·‖p‖ + 1e-8)` when both norms are positive, else 1;
 //! `g ← (g + 1e-6·p)·a`; `buf ← 0.9·buf + g` (`buf = g` on the first step); `p ← p − lr·buf`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, TensorId, Var};
@@ -85,6 +85,41 @@ impl Lars {
             };
             v.set(&(p - (&buf * lr)?)?)?;
             self.buffers.insert(p.id(), buf);
+        }
+        Ok(())
+    }
+
+    /// The momentum buffers under the names of their variables (for checkpoints).
+    pub fn export(&self, vars: &BTreeMap<String, Var>) -> HashMap<String, Tensor> {
+        vars.iter()
+            .filter_map(|(name, v)| {
+                self.buffers
+                    .get(&v.as_tensor().id())
+                    .map(|b| (name.clone(), b.clone()))
+            })
+            .collect()
+    }
+
+    /// Restores buffers written by [`Lars::export`]; a buffer whose variable is missing or has
+    /// another shape is an error.
+    pub fn import(
+        &mut self,
+        vars: &BTreeMap<String, Var>,
+        buffers: &HashMap<String, Tensor>,
+    ) -> Result<()> {
+        for (name, b) in buffers {
+            let Some(v) = vars.get(name) else {
+                candle_core::bail!("optimiser state for unknown parameter {name:?}")
+            };
+            if v.as_tensor().dims() != b.dims() {
+                candle_core::bail!(
+                    "optimiser state for {name:?} has shape {:?}, the parameter {:?}",
+                    b.dims(),
+                    v.as_tensor().dims()
+                )
+            }
+            self.buffers
+                .insert(v.as_tensor().id(), b.to_dtype(v.as_tensor().dtype())?);
         }
         Ok(())
     }

@@ -5,8 +5,9 @@
 //!
 //! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
 //! ([`WarmupCosine`], [`LrStepper`]), batch construction ([`BatchBuilder`]) and the step
-//! ([`train_step`]) are here; the training loop with runs, checkpoints and resume, and
-//! `dia train`, land with the rest of issue #5.
+//! ([`train_step`]) and the training loop with run directories, checkpoints and exact resume
+//! ([`train`]) are here; the diffusion dissolver comes with issue #4, model selection on a
+//! validation split and the linear probe with the rest of issue #5.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -20,15 +21,21 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod config;
+pub mod error;
 pub mod lars;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
 pub mod step;
+pub mod train;
 
 pub use batch::{BatchBuilder, ContrastiveBatch};
+pub use config::{EncoderSpec, Mode, TrainConfig};
+pub use error::{Error, Result};
 pub use lars::{Lars, LarsConfig};
 pub use loss::{normalize, nt_xent, nt_xent_neg, NegMode};
 pub use optim::sgd_step;
 pub use schedule::{LrStepper, WarmupCosine};
 pub use step::{losses, train_step, StepLosses, TEMPERATURE};
+pub use train::{train, RunOptions, StepInfo, TrainSummary};

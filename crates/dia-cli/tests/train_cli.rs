@@ -1,0 +1,212 @@
+//! `dia train` on the embedded sample with tiny configs: runs lower the loss, write their run
+//! directory, resume exactly, and refuse bad configs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::Device;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn config(dir: &Path, mode: &str, shift: &str) -> PathBuf {
+    let path = dir.join(format!("{mode}.yaml"));
+    let text = format!(
+        "data:\n  format: idx\n  dir: {}\nimage_size: 32\nnormal_classes: [\"T-shirt/top\"]\nmode: {mode}\nshift_trans_type: {shift}\nencoder: {{arch: resnet18, width: 8}}\nepochs: 3\nbatch_size: 8\nmax_iterations_per_epoch: 4\nseed: 3\n",
+        root().join("datasets/fashion-mnist-sample").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn dia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dia"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn epoch_means(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut sums: Vec<(f64, usize)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let e: usize = cols[0].parse().unwrap();
+        if sums.len() < e {
+            sums.resize(e, (0.0, 0));
+        }
+        sums[e - 1].0 += cols[2].parse::<f64>().unwrap();
+        sums[e - 1].1 += 1;
+    }
+    sums.iter().map(|(s, n)| s / *n as f64).collect()
+}
+
+#[test]
+fn csi_and_dia_runs_lower_the_loss_and_write_their_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, shift) in [("csi", "rotation"), ("dia", "blurgaussian_rotation")] {
+        let cfg = config(dir.path(), mode, shift);
+        let run = dir.path().join(format!("run-{mode}"));
+        let out = dia(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in [
+            "config.yaml",
+            "metrics.csv",
+            "last.safetensors",
+            "last.optim.safetensors",
+            "last.state.json",
+        ] {
+            assert!(run.join(f).is_file(), "{mode}: {f} missing");
+        }
+        let means = epoch_means(&run);
+        assert_eq!(means.len(), 3);
+        assert!(means[2] < means[0], "{mode}: epoch mean losses {means:?}");
+        // The checkpoint is a usable encoder with its run metadata.
+        let (_, meta) =
+            dia_encoder::load_checkpoint(&run.join("last.safetensors"), &Device::Cpu).unwrap();
+        assert_eq!(meta["dia.shift_trans_type"], shift);
+    }
+}
+
+#[test]
+fn resume_after_an_interruption_gives_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "dia", "blurmedian_cutperm");
+    let (a, b) = (dir.path().join("straight"), dir.path().join("interrupted"));
+    assert!(dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        a.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let out = dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        b.to_str().unwrap(),
+        "--stop-after-epochs",
+        "1",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 3 epochs"));
+    let out = dia(&["train", "--resume", b.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wa = candle_core::safetensors::load(a.join("last.safetensors"), &Device::Cpu).unwrap();
+    let wb = candle_core::safetensors::load(b.join("last.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(wa.len(), wb.len());
+    for (name, t) in &wa {
+        let d = (t.to_dtype(candle_core::DType::F64).unwrap()
+            - wb[name].to_dtype(candle_core::DType::F64).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+        assert_eq!(d, 0.0, "{name}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(a.join("metrics.csv")).unwrap(),
+        std::fs::read_to_string(b.join("metrics.csv")).unwrap()
+    );
+}
+
+#[test]
+fn bad_configs_and_existing_runs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "csi", "rotation");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let cases = [
+        (
+            "typo.yaml",
+            text.replace("epochs: 3", "epochz: 3"),
+            "unknown field",
+        ),
+        (
+            "mode.yaml",
+            text.replace(
+                "shift_trans_type: rotation",
+                "shift_trans_type: blurgaussian_rotation",
+            ),
+            "mode csi",
+        ),
+        (
+            "shift.yaml",
+            text.replace("shift_trans_type: rotation", "shift_trans_type: rotate"),
+            "shift_trans_type",
+        ),
+        ("broken.yaml", "data: [unclosed".to_string(), "broken.yaml"),
+    ];
+    for (name, body, want) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = dia(&[
+            "train",
+            "--config",
+            p.to_str().unwrap(),
+            "--run",
+            dir.path().join("r").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want) && err.contains(name),
+            "{name}: {err}"
+        );
+    }
+    let diffusion = dir.path().join("diffusion.yaml");
+    std::fs::write(
+        &diffusion,
+        text.replace("mode: csi", "mode: dia").replace(
+            "shift_trans_type: rotation",
+            "shift_trans_type: diffusion_rotation",
+        ),
+    )
+    .unwrap();
+    let out = dia(&[
+        "train",
+        "--config",
+        diffusion.to_str().unwrap(),
+        "--run",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #4"));
+    // A finished run is not overwritten.
+    let run = dir.path().join("done");
+    assert!(dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let out = dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}

@@ -1,0 +1,305 @@
+//! The training loop of CSI and DIA with run directories, checkpoints and exact resume.
+//!
+//! A run directory holds `config.yaml` (the resolved configuration), `metrics.csv` (one row per
+//! iteration: epoch, iteration, loss terms, lr), and the last checkpoint: `last.safetensors`
+//! (the encoder, reference names, metadata), `last.optim.safetensors` (LARS momentum buffers)
+//! and `last.state.json` (finished epochs, LR stepper). All are written atomically at the end
+//! of every `save_every`-th epoch, so an interrupted run resumes from its last checkpoint.
+//!
+//! Resume is exact: the data order and every random choice of epoch e come from generators
+//! seeded by (seed, e), and the optimiser and schedule state are restored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use dia_data::atomic::write_atomic;
+use dia_data::{resolve_class, BatchLoader, Dataset, Split};
+use dia_encoder::{load_checkpoint, save_checkpoint, EncoderConfig, ResNet18, Source};
+use dia_transforms::{BlurDissolver, Dissolve, DissolveKind, SimclrAugmentation, K_SHIFT};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::BatchBuilder;
+use crate::config::{Mode, TrainConfig};
+use crate::error::{run_err, Error, Result};
+use crate::lars::{Lars, LarsConfig};
+use crate::schedule::{LrStepper, WarmupCosine};
+use crate::step::{train_step, StepLosses};
+
+/// Progress of one iteration, for progress bars and logs.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Iteration within the epoch, 0-based.
+    pub iteration: usize,
+    /// Iterations this epoch will run.
+    pub iterations: usize,
+    /// The losses.
+    pub losses: StepLosses,
+    /// The learning rate used.
+    pub lr: f64,
+    /// Images (before shifts and views) per second in this iteration.
+    pub images_per_s: f64,
+}
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the run directory's last checkpoint.
+    pub resume: bool,
+    /// Stop after this many epochs of this invocation (after their checkpoint).
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Epochs finished so far.
+    pub epochs_done: usize,
+    /// Mean total loss of the first and of the last epoch run by this invocation.
+    pub first_epoch_loss: f64,
+    /// See `first_epoch_loss`.
+    pub last_epoch_loss: f64,
+}
+
+/// The state saved next to the weights.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunState {
+    epochs_done: usize,
+    stepper: LrStepper,
+}
+
+const HEADER: &str = "epoch,iteration,loss,loss_contrastive,loss_shift,lr";
+
+fn epoch_rng(seed: u64, epoch: usize) -> rand_chacha::ChaCha8Rng {
+    // A distinct stream per epoch, so epoch e is reproducible without replaying e − 1 epochs.
+    rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F),
+    )
+}
+
+fn dissolver(cfg: &TrainConfig) -> Result<Option<Box<dyn Dissolve>>> {
+    Ok(match cfg.shift_trans_type.dissolve {
+        DissolveKind::None => None,
+        DissolveKind::Gaussian => Some(Box::new(BlurDissolver {
+            resize_to_constant: cfg.resize_to_constant,
+            ..BlurDissolver::gaussian(cfg.kernel_size)
+        })),
+        DissolveKind::Median => Some(Box::new(BlurDissolver {
+            resize_to_constant: cfg.resize_to_constant,
+            ..BlurDissolver::median(cfg.kernel_size)
+        })),
+        DissolveKind::BlurNone => Some(Box::new(BlurDissolver::none(cfg.resize_to_constant))),
+        DissolveKind::Diffusion => {
+            return Err(Error::Config(
+                "the diffusion dissolver needs a trained DDPM, which dia-diffusion does not provide yet (issue #4); use a blur*_ shift_trans_type".into(),
+            ))
+        }
+    })
+}
+
+/// Indices of the normal training images.
+fn normal_indices(cfg: &TrainConfig, train: &dyn Dataset) -> Result<Vec<usize>> {
+    if cfg.normal_classes.is_empty() {
+        return Ok((0..train.len()).collect());
+    }
+    let classes: Vec<usize> = cfg
+        .normal_classes
+        .iter()
+        .map(|c| resolve_class(train.classes(), c))
+        .collect::<std::result::Result<_, _>>()?;
+    let idx: Vec<usize> = (0..train.len())
+        .filter(|&i| classes.contains(&train.label(i)))
+        .collect();
+    if idx.is_empty() {
+        return Err(Error::Config(format!(
+            "no training image of the normal classes {:?}",
+            cfg.normal_classes
+        )));
+    }
+    Ok(idx)
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    Ok(write_atomic(path, |f| f.write_all(text.as_bytes()))?)
+}
+
+fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let mut entries: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(entries, None).map_err(|e| run_err(path, e))?;
+    Ok(write_atomic(path, |f| f.write_all(&bytes))?)
+}
+
+/// Trains an encoder as configured, in `run_dir`; `on_step` sees every iteration.
+pub fn train(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    opts: RunOptions,
+    on_step: &mut dyn FnMut(&StepInfo),
+) -> Result<TrainSummary> {
+    cfg.validate().map_err(Error::Config)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| run_err(run_dir, e))?;
+    let dev = Device::Cpu;
+    let size = cfg.image_size.map(|s| (s, s));
+    let train_set: Arc<dyn Dataset> = cfg.data.open(Split::Train, size)?;
+    let indices = normal_indices(cfg, train_set.as_ref())?;
+    let loader =
+        BatchLoader::new(Arc::clone(&train_set), indices, cfg.batch_size)?.shuffle(cfg.seed);
+    let full_len = loader.batches_per_epoch();
+    let dissolver = dissolver(cfg)?;
+
+    let ckpt = run_dir.join("last.safetensors");
+    let optim_path = run_dir.join("last.optim.safetensors");
+    let state_path = run_dir.join("last.state.json");
+    let metrics_path = run_dir.join("metrics.csv");
+    let schedule = WarmupCosine {
+        base_lr: cfg.lr,
+        multiplier: cfg.warmup_multiplier,
+        warmup_epochs: cfg.warmup_epochs as f64,
+        epochs: cfg.epochs as f64,
+    };
+    let mut lars = Lars::new(LarsConfig::default());
+    let (model, mut state, mut metrics) = if opts.resume {
+        let (model, _) = load_checkpoint(&ckpt, &dev)?;
+        let text = std::fs::read_to_string(&state_path).map_err(|e| run_err(&state_path, e))?;
+        let state: RunState = serde_json::from_str(&text).map_err(|e| run_err(&state_path, e))?;
+        let buffers = candle_core::safetensors::load(&optim_path, &dev)
+            .map_err(|e| run_err(&optim_path, e))?;
+        lars.import(model.vars(), &buffers)?;
+        // Keep the metrics of the checkpointed epochs only.
+        let old = std::fs::read_to_string(&metrics_path).map_err(|e| run_err(&metrics_path, e))?;
+        let rows: Vec<String> = old
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                l.split(',')
+                    .next()
+                    .and_then(|e| e.parse::<usize>().ok())
+                    .is_some_and(|e| e <= state.epochs_done)
+            })
+            .map(String::from)
+            .collect();
+        (model, state, rows)
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        let enc = EncoderConfig {
+            width: cfg.encoder.width,
+            ..EncoderConfig::new(cfg.encoder.arch)
+        };
+        let model = ResNet18::new(enc, Source::Init(&mut rng), &dev)?;
+        (
+            model,
+            RunState {
+                epochs_done: 0,
+                stepper: LrStepper::new(schedule),
+            },
+            Vec::new(),
+        )
+    };
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    write_text(&run_dir.join("config.yaml"), &yaml)?;
+
+    let builder = BatchBuilder {
+        shift: cfg.shift_trans_type.shift,
+        k_shift: K_SHIFT,
+        dissolver: match cfg.mode {
+            Mode::Dia => dissolver.as_deref(),
+            Mode::Csi => None,
+        },
+        blur_all_views: cfg.blur_all_views,
+        augmentation: SimclrAugmentation::train(),
+    };
+    let iterations = cfg
+        .max_iterations_per_epoch
+        .map_or(full_len, |m| m.min(full_len));
+    let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
+    let mut run_epochs = 0;
+    for epoch in state.epochs_done + 1..=cfg.epochs {
+        let mut rng = epoch_rng(cfg.seed, epoch);
+        let mut sum = 0.0;
+        for (n, batch) in loader.epoch(epoch as u64).take(iterations).enumerate() {
+            let t = Instant::now();
+            let batch = batch?;
+            let contrastive = builder.build(&batch.images, &mut rng)?;
+            let lr = state.stepper.lr();
+            let losses = train_step(&model, &contrastive, cfg.neg_mode, &mut lars, lr)?;
+            state
+                .stepper
+                .step(epoch as f64 - 1.0 + n as f64 / full_len as f64);
+            sum += losses.total();
+            metrics.push(format!(
+                "{epoch},{n},{},{},{},{lr}",
+                losses.total(),
+                losses.contrastive,
+                losses.shift
+            ));
+            on_step(&StepInfo {
+                epoch,
+                iteration: n,
+                iterations,
+                losses,
+                lr,
+                images_per_s: batch.labels.len() as f64 / t.elapsed().as_secs_f64(),
+            });
+        }
+        let mean = sum / iterations as f64;
+        if run_epochs == 0 {
+            first_loss = mean;
+        }
+        last_loss = mean;
+        run_epochs += 1;
+        state.epochs_done = epoch;
+        if epoch % cfg.save_every == 0
+            || epoch == cfg.epochs
+            || opts.stop_after_epochs == Some(run_epochs)
+        {
+            let meta = BTreeMap::from([
+                (
+                    "dia.mode".to_string(),
+                    serde_json::to_string(&cfg.mode).unwrap_or_default(),
+                ),
+                (
+                    "dia.shift_trans_type".to_string(),
+                    cfg.shift_trans_type.to_string(),
+                ),
+                (
+                    "dia.normal_classes".to_string(),
+                    serde_json::to_string(&cfg.normal_classes).unwrap_or_default(),
+                ),
+                (
+                    "dia.image_size".to_string(),
+                    serde_json::to_string(&cfg.image_size).unwrap_or_default(),
+                ),
+                ("dia.epoch".to_string(), epoch.to_string()),
+            ]);
+            save_checkpoint(&model, &ckpt, &meta)?;
+            save_tensors(&optim_path, &lars.export(model.vars()))?;
+            write_text(
+                &state_path,
+                &serde_json::to_string_pretty(&state).map_err(|e| run_err(&state_path, e))?,
+            )?;
+            write_text(
+                &metrics_path,
+                &(std::iter::once(HEADER.to_string())
+                    .chain(metrics.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"),
+            )?;
+        }
+        if opts.stop_after_epochs == Some(run_epochs) {
+            break;
+        }
+    }
+    Ok(TrainSummary {
+        epochs_done: state.epochs_done,
+        first_epoch_loss: first_loss,
+        last_epoch_loss: last_loss,
+    })
+}
