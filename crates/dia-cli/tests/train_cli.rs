@@ -210,3 +210,20 @@ fn bad_configs_and_existing_runs_are_refused() {
     ]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--resume"));
 }
+
+#[test]
+fn every_shipped_config_parses_and_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(root().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let cfg: dia_contrastive::TrainConfig =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
