@@ -6,8 +6,10 @@ Run beside `dia bench --json` on the same machine, one after the other:
     target/release/dia bench --json; python scripts/bench_torch.py --json
 
 Same models (ResNet-18 with the CSI heads, CIFAR and ImageNet stems, input normalisation
-(x - 0.5) / 0.5), same batch (64), same loss (NT-Xent, tau 0.5, with the reference's +1e-8
-terms), same optimiser (plain SGD, lr 0.05), same timing (median of --runs after --warmup).
+(x - 0.5) / 0.5), same batch (64 images: 8 x 4 rotations x 2 views for training), same step as `dia train`
+(NT-Xent with tau 0.5 and the reference's +1e-8 terms, plus the shift cross-entropy, then LARS
+over SGD as torchlars computes it: momentum 0.9, weight decay 1e-6, trust 0.001), same timing
+(median of --runs after --warmup).
 Needs torch only; uses 2 threads unless --threads says otherwise.
 """
 import argparse
@@ -92,15 +94,29 @@ def workload(name):
 
         return step
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    params = list(model.parameters())
+    bufs = [None] * len(params)
+    labels = torch.arange(4).repeat_interleave(8).repeat(2)  # 8 images x 4 shifts x 2 views
+
+    def lars_step(lr=0.1):
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                if p.grad is None:
+                    continue
+                g = p.grad
+                pn, gn = p.norm(), g.norm()
+                a = 0.001 * pn / (gn + 1e-6 * pn + 1e-8) if pn > 0 and gn > 0 else 1.0
+                d = (g + 1e-6 * p) * a
+                bufs[i] = d.clone() if bufs[i] is None else bufs[i].mul_(0.9).add_(d)
+                p.sub_(lr * bufs[i])
 
     def step():
-        _, z, _, _ = model(x)
+        _, z, shift, _ = model(x)
         z = z / (z.norm(dim=1, keepdim=True) + 1e-8)
-        loss = nt_xent(z @ z.t())
-        opt.zero_grad()
+        loss = nt_xent(z @ z.t()) + F.cross_entropy(shift, labels)
+        model.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        lars_step()
 
     return step
 

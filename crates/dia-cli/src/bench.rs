@@ -7,20 +7,21 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use clap::Args;
-use dia_contrastive::{normalize, nt_xent, sgd_step};
+use dia_contrastive::{train_step, BatchBuilder, Lars, LarsConfig, NegMode};
 use dia_encoder::{Arch, EncoderConfig, ResNet18, Source};
+use dia_transforms::{Shift, SimclrAugmentation};
 use rand::SeedableRng;
 
 /// The workloads, with what each one times.
 pub const WORKLOADS: [(&str, &str); 3] = [
     (
         "encoder-train-cifar32",
-        "ResNet-18 (CIFAR stem), 32x32, batch 64: forward (train mode) + NT-Xent + backward + SGD step",
+        "ResNet-18 (CIFAR stem), 32x32, 64 images (8 x 4 rotations x 2 views): the CSI training step (forward, NT-Xent + shift CE, backward, LARS)",
     ),
     ("encoder-eval-cifar32", "ResNet-18 (CIFAR stem), 32x32, batch 64: forward in eval mode"),
     (
         "encoder-train-imagenet64",
-        "ResNet-18 (ImageNet stem), 64x64, batch 64: forward (train mode) + NT-Xent + backward + SGD step",
+        "ResNet-18 (ImageNet stem), 64x64, 64 images: the CSI training step as above",
     ),
 ];
 
@@ -57,19 +58,28 @@ fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
     let dev = Device::Cpu;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let model = ResNet18::new(EncoderConfig::new(arch), Source::Init(&mut rng), &dev)?;
-    let x = dia_nn::init::uniform((64, 3, size, size), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+    if !train {
+        let x =
+            dia_nn::init::uniform((64, 3, size, size), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+        return Ok(Box::new(move || {
+            let _: Tensor = model.forward_t(&x, false)?.simclr.sum_all()?;
+            Ok(())
+        }));
+    }
+    // Exactly the CSI training step of `dia train`, on a fixed batch of 8 images x 4 rotations
+    // x 2 views = 64 (built once: the augmentation is not timed).
+    let x = dia_nn::init::uniform((8, 3, size, size), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+    let builder = BatchBuilder {
+        shift: Shift::Rotation,
+        k_shift: 4,
+        dissolver: None,
+        blur_all_views: false,
+        augmentation: SimclrAugmentation::train(),
+    };
+    let batch = builder.build(&x, &mut rng)?;
+    let mut lars = Lars::new(LarsConfig::default());
     Ok(Box::new(move || {
-        let out = model.forward_t(&x, train)?;
-        if train {
-            // The 64 images are 2 views of 32: rows i and 32 + i are positives.
-            let z = normalize(&out.simclr)?;
-            let loss = nt_xent(&z.matmul(&z.t()?)?, 0.5)?;
-            let grads = loss.backward()?;
-            sgd_step(model.vars().values(), &grads, 0.05)?;
-        } else {
-            // Make sure the lazy parts of the graph are computed.
-            let _: Tensor = out.simclr.sum_all()?;
-        }
+        train_step(&model, &batch, NegMode::ShiftedRemoved, &mut lars, 0.1)?;
         Ok(())
     }))
 }

@@ -71,7 +71,10 @@ impl Lars {
             let Some(g) = grads.get(v.as_tensor()) else {
                 continue;
             };
-            let p = v.as_tensor();
+            // Detached copies: the buffers outlive the step, and a buffer computed from the
+            // tracked variable would keep the op graph of every previous step alive.
+            let id = v.as_tensor().id();
+            let (p, g) = (&v.as_tensor().detach(), &g.detach());
             let (pn, gn) = (norm(p)?, norm(g)?);
             let a = if pn > 0.0 && gn > 0.0 {
                 c.trust_coef * pn / (gn + c.weight_decay * pn + c.eps)
@@ -79,12 +82,12 @@ impl Lars {
                 1.0
             };
             let g = ((g + (p * c.weight_decay)?)? * a)?;
-            let buf = match self.buffers.get(&p.id()) {
+            let buf = match self.buffers.get(&id) {
                 Some(b) => ((b * c.momentum)? + g)?,
                 None => g,
             };
             v.set(&(p - (&buf * lr)?)?)?;
-            self.buffers.insert(p.id(), buf);
+            self.buffers.insert(id, buf);
         }
         Ok(())
     }

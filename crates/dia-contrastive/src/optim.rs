@@ -11,7 +11,7 @@ pub fn sgd_step<'a>(
 ) -> Result<()> {
     for v in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
-            v.set(&(v.as_tensor() - (g * lr)?)?)?;
+            v.set(&(v.as_tensor().detach() - (g.detach() * lr)?)?)?;
         }
     }
     Ok(())

@@ -171,3 +171,29 @@ fn one_lars_step_matches_the_formula() {
         }
     }
 }
+
+#[test]
+fn lars_buffers_hold_no_graph() {
+    // A buffer built from the tracked variable would keep every step's graph alive: the
+    // stored buffers must be plain tensors.
+    let dev = Device::Cpu;
+    let w = Var::from_slice(&[0.5f32, -1.0, 2.0], 3, &dev).unwrap();
+    let mut lars = Lars::new(LarsConfig::default());
+    for _ in 0..3 {
+        let grads = w
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        lars.step([&w], &grads, 0.1).unwrap();
+    }
+    let vars = std::collections::BTreeMap::from([("w".to_string(), w.clone())]);
+    let buffers = lars.export(&vars);
+    assert!(
+        !buffers["w"].track_op(),
+        "the momentum buffer carries an op graph"
+    );
+}
