@@ -227,3 +227,92 @@ fn every_shipped_config_parses_and_validates() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn a_killed_run_resumes_to_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "csi", "cutperm");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("epochs: 3", "epochs: 4");
+    std::fs::write(&cfg, text).unwrap();
+    let (a, b) = (dir.path().join("straight"), dir.path().join("killed"));
+    assert!(dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        a.to_str().unwrap()
+    ])
+    .status
+    .success());
+    // SIGKILL at some point after the first checkpoint: whatever is on disk then is a whole
+    // checkpoint (files are written atomically), and resuming from it must end identically.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dia"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run",
+            b.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !b.join("last.state.json").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = dia(&["train", "--resume", b.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wa = candle_core::safetensors::load(a.join("last.safetensors"), &Device::Cpu).unwrap();
+    let wb = candle_core::safetensors::load(b.join("last.safetensors"), &Device::Cpu).unwrap();
+    for (name, t) in &wa {
+        let same = t
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+            == wb[name]
+                .flatten_all()
+                .unwrap()
+                .to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+        assert!(same, "{name} differs after kill and resume");
+    }
+    // Resuming removed any temporary file the kill left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&b)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn an_exploding_loss_stops_the_run_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "csi", "rotation");
+    let text = std::fs::read_to_string(&cfg).unwrap() + "lr: 1.0e30\n";
+    std::fs::write(&cfg, text).unwrap();
+    let out = dia(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run should stop");
+    assert!(err.contains("not finite"), "{err}");
+}

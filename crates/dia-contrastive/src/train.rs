@@ -165,6 +165,17 @@ pub fn train(
         epochs: cfg.epochs as f64,
     };
     let mut lars = Lars::new(LarsConfig::default());
+    if opts.resume {
+        // An interrupted write leaves its temporary file (`NAME.<pid>.tmp`) behind: drop them.
+        for entry in std::fs::read_dir(run_dir)
+            .map_err(|e| run_err(run_dir, e))?
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
     let (model, mut state, mut metrics) = if opts.resume {
         let (model, _) = load_checkpoint(&ckpt, &dev)?;
         let text = std::fs::read_to_string(&state_path).map_err(|e| run_err(&state_path, e))?;
