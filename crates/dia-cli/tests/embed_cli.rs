@@ -10,8 +10,19 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dia-encoder/tests/fixtures")
 }
 
-fn dia() -> Command {
+/// `dia embed --checkpoint <fixture .pth> --input INPUT --output OUTPUT [extra]`.
+fn embed(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_dia"))
+        .arg("embed")
+        .args(extra)
+        .arg("--checkpoint")
+        .arg(fixtures().join("resnet18_w4.pth"))
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -23,15 +34,7 @@ fn embed_reproduces_pytorch_from_a_reference_checkpoint() {
     let npy = dir.path().join("x.npy");
     golden["input.x"].write_npy(&npy).unwrap();
     let out = dir.path().join("features.safetensors");
-    let run = dia()
-        .args(["embed", "--batch-size", "3", "--checkpoint"])
-        .arg(fixtures().join("resnet18_w4.pth"))
-        .arg("--input")
-        .arg(&npy)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = embed(&npy, &out, &["--batch-size", "3"]);
     assert!(
         run.status.success(),
         "{}",
@@ -62,15 +65,7 @@ fn embed_reads_image_folders_and_refuses_bad_input() {
             .unwrap();
     }
     let out = dir.path().join("f.safetensors");
-    let run = dia()
-        .args(["embed", "--checkpoint"])
-        .arg(fixtures().join("resnet18_w4.pth"))
-        .arg("--input")
-        .arg(dir.path().join("imgs"))
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = embed(&dir.path().join("imgs"), &out, &[]);
     assert!(
         run.status.success(),
         "{}",
@@ -84,15 +79,7 @@ fn embed_reads_image_folders_and_refuses_bad_input() {
         .unwrap()
         .write_npy(&bad)
         .unwrap();
-    let run = dia()
-        .args(["embed", "--checkpoint"])
-        .arg(fixtures().join("resnet18_w4.pth"))
-        .arg("--input")
-        .arg(&bad)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = embed(&bad, &out, &[]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(

@@ -42,6 +42,24 @@ fn epoch_means(run: &Path) -> Vec<f64> {
     sums.iter().map(|(s, n)| s / *n as f64).collect()
 }
 
+/// Every tensor of the two runs' last checkpoints is bit-identical.
+fn assert_same_weights(a: &Path, b: &Path) {
+    let wa = candle_core::safetensors::load(a.join("last.safetensors"), &Device::Cpu).unwrap();
+    let wb = candle_core::safetensors::load(b.join("last.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(wa.len(), wb.len());
+    let values = |t: &candle_core::Tensor| -> Vec<f64> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    for (name, t) in &wa {
+        assert!(values(t) == values(&wb[name]), "{name} differs");
+    }
+}
+
 #[test]
 fn csi_and_dia_runs_lower_the_loss_and_write_their_run_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,21 +128,7 @@ fn resume_after_an_interruption_gives_the_same_weights() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let wa = candle_core::safetensors::load(a.join("last.safetensors"), &Device::Cpu).unwrap();
-    let wb = candle_core::safetensors::load(b.join("last.safetensors"), &Device::Cpu).unwrap();
-    assert_eq!(wa.len(), wb.len());
-    for (name, t) in &wa {
-        let d = (t.to_dtype(candle_core::DType::F64).unwrap()
-            - wb[name].to_dtype(candle_core::DType::F64).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-        assert_eq!(d, 0.0, "{name}");
-    }
+    assert_same_weights(&a, &b);
     assert_eq!(
         std::fs::read_to_string(a.join("metrics.csv")).unwrap(),
         std::fs::read_to_string(b.join("metrics.csv")).unwrap()
@@ -271,25 +275,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let wa = candle_core::safetensors::load(a.join("last.safetensors"), &Device::Cpu).unwrap();
-    let wb = candle_core::safetensors::load(b.join("last.safetensors"), &Device::Cpu).unwrap();
-    for (name, t) in &wa {
-        let same = t
-            .flatten_all()
-            .unwrap()
-            .to_dtype(candle_core::DType::F64)
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-            == wb[name]
-                .flatten_all()
-                .unwrap()
-                .to_dtype(candle_core::DType::F64)
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap();
-        assert!(same, "{name} differs after kill and resume");
-    }
+    assert_same_weights(&a, &b);
     // Resuming removed any temporary file the kill left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&b)
         .unwrap()
