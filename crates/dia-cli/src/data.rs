@@ -17,7 +17,7 @@ pub const SAMPLE_DIR: &str = "datasets/fashion-mnist-sample";
 pub enum DataCommand {
     /// Report class counts, image sizes and every unreadable file; exit non-zero on problems.
     ///
-    /// DIR is an image folder (ROOT/{train,test}/<class>/ or ROOT/<class>/), a folder of IDX
+    /// DIR is an image folder (`ROOT/{train,test}/<class>/` or `ROOT/<class>/`), a folder of IDX
     /// files, or a MedMNIST .npz file.
     Check {
         /// The dataset to check.

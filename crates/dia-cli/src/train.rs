@@ -12,7 +12,7 @@ pub struct TrainArgs {
     /// The experiment config (YAML).
     #[arg(long, required_unless_present = "resume")]
     config: Option<PathBuf>,
-    /// Run directory (default: runs/<config name>).
+    /// Run directory (default: `runs/<config name>`).
     #[arg(long)]
     run: Option<PathBuf>,
     /// Continue the run in this directory from its last checkpoint, with its config.yaml.

@@ -6,7 +6,7 @@
 //! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
 //! ([`WarmupCosine`], [`LrStepper`]), batch construction ([`BatchBuilder`]) and the step
 //! ([`train_step`]) and the training loop with run directories, checkpoints and exact resume
-//! ([`train`]) are here; the diffusion dissolver comes with issue #4, model selection on a
+//! ([`train`](fn@train)) are here; the diffusion dissolver comes with issue #4, model selection on a
 //! validation split and the linear probe with the rest of issue #5.
 //!
 //! ```

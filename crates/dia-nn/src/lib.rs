@@ -12,7 +12,7 @@
 //! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
 //!   stem's 3×3 / stride 2 / padding 1).
 //! - [`add_relu`]: `relu(a + b)` fused, the tail of every ResNet block.
-//! - [`group_norm`] and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
+//! - [`group_norm`](fn@group_norm) and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
 //! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
 //!
