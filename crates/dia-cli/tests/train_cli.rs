@@ -27,6 +27,19 @@ fn dia(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `dia train --config CFG --run RUN [extra]`.
+fn train(cfg: &Path, run: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    dia(&args)
+}
+
 fn epoch_means(run: &Path) -> Vec<f64> {
     let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let mut sums: Vec<(f64, usize)> = Vec::new();
@@ -66,13 +79,7 @@ fn csi_and_dia_runs_lower_the_loss_and_write_their_run_directory() {
     for (mode, shift) in [("csi", "rotation"), ("dia", "blurgaussian_rotation")] {
         let cfg = config(dir.path(), mode, shift);
         let run = dir.path().join(format!("run-{mode}"));
-        let out = dia(&[
-            "train",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-        ]);
+        let out = train(&cfg, &run, &[]);
         assert!(
             out.status.success(),
             "{mode}: {}",
@@ -102,24 +109,8 @@ fn resume_after_an_interruption_gives_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "dia", "blurmedian_cutperm");
     let (a, b) = (dir.path().join("straight"), dir.path().join("interrupted"));
-    assert!(dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        a.to_str().unwrap()
-    ])
-    .status
-    .success());
-    let out = dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        b.to_str().unwrap(),
-        "--stop-after-epochs",
-        "1",
-    ]);
+    assert!(train(&cfg, &a, &[]).status.success());
+    let out = train(&cfg, &b, &["--stop-after-epochs", "1"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 3 epochs"));
     let out = dia(&["train", "--resume", b.to_str().unwrap()]);
@@ -164,13 +155,7 @@ fn bad_configs_and_existing_runs_are_refused() {
     for (name, body, want) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
-        let out = dia(&[
-            "train",
-            "--config",
-            p.to_str().unwrap(),
-            "--run",
-            dir.path().join("r").to_str().unwrap(),
-        ]);
+        let out = train(&p, &dir.path().join("r"), &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains(want) && err.contains(name),
@@ -186,32 +171,12 @@ fn bad_configs_and_existing_runs_are_refused() {
         ),
     )
     .unwrap();
-    let out = dia(&[
-        "train",
-        "--config",
-        diffusion.to_str().unwrap(),
-        "--run",
-        dir.path().join("d").to_str().unwrap(),
-    ]);
+    let out = train(&diffusion, &dir.path().join("d"), &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("issue #4"));
     // A finished run is not overwritten.
     let run = dir.path().join("done");
-    assert!(dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap()
-    ])
-    .status
-    .success());
-    let out = dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-    ]);
+    assert!(train(&cfg, &run, &[]).status.success());
+    let out = train(&cfg, &run, &[]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--resume"));
 }
 
@@ -241,15 +206,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
         .replace("epochs: 3", "epochs: 4");
     std::fs::write(&cfg, text).unwrap();
     let (a, b) = (dir.path().join("straight"), dir.path().join("killed"));
-    assert!(dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        a.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(train(&cfg, &a, &[]).status.success());
     // SIGKILL at some point after the first checkpoint: whatever is on disk then is a whole
     // checkpoint (files are written atomically), and resuming from it must end identically.
     let mut child = Command::new(env!("CARGO_BIN_EXE_dia"))
@@ -291,13 +248,7 @@ fn an_exploding_loss_stops_the_run_with_a_clear_error() {
     let cfg = config(dir.path(), "csi", "rotation");
     let text = std::fs::read_to_string(&cfg).unwrap() + "lr: 1.0e30\n";
     std::fs::write(&cfg, text).unwrap();
-    let out = dia(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        dir.path().join("r").to_str().unwrap(),
-    ]);
+    let out = train(&cfg, &dir.path().join("r"), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the run should stop");
     assert!(err.contains("not finite"), "{err}");
