@@ -254,6 +254,14 @@ impl CustomOp2 for Conv2dOp {
     }
 }
 
+/// The incoming gradient must have the forward output's shape (N, Cout, Ho, Wo).
+fn check_grad_shape(dims: &[usize], g: &ConvGeom) -> Result<()> {
+    if dims != [g.n, g.cout, g.ho, g.wo] {
+        candle_core::bail!("conv2d backward: gradient {dims:?} does not match the output shape")
+    }
+    Ok(())
+}
+
 /// `dx` from (dY, W).
 struct InputGrad {
     cfg: Conv2dConfig,
@@ -274,12 +282,7 @@ impl CustomOp2 for InputGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = geom(&self.x_dims, l2.dims(), &self.cfg)?;
-        if l1.dims() != [g.n, g.cout, g.ho, g.wo] {
-            candle_core::bail!(
-                "conv2d backward: gradient {:?} does not match the output shape",
-                l1.dims()
-            )
-        }
+        check_grad_shape(l1.dims(), &g)?;
         let dy = cpu_slice(s1, l1, "conv2d gradient")?;
         let w = cpu_slice(s2, l2, "conv2d weight")?;
         let dx = backward_input(dy, w, &g, self.budget);
@@ -306,12 +309,7 @@ impl CustomOp2 for WeightGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = geom(l1.dims(), &self.w_dims, &self.cfg)?;
-        if l2.dims() != [g.n, g.cout, g.ho, g.wo] {
-            candle_core::bail!(
-                "conv2d backward: gradient {:?} does not match the output shape",
-                l2.dims()
-            )
-        }
+        check_grad_shape(l2.dims(), &g)?;
         let x = cpu_slice(s1, l1, "conv2d input")?;
         let dy = cpu_slice(s2, l2, "conv2d gradient")?;
         let dw = backward_weight(x, dy, &g);
