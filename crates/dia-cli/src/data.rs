@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Tensor;
 use clap::Subcommand;
 use dia_data::{check_folder, load_batch, open_idx, read_npz_split, Dataset, Split};
@@ -124,28 +124,6 @@ fn check(path: &Path) -> Result<ExitCode> {
     })
 }
 
-/// Lays out equally sized (3, H, W) tiles row by row into one RGB image, with a 2-px gutter.
-fn grid(rows: &[Vec<Tensor>], h: usize, w: usize) -> Result<image::RgbImage> {
-    let gap = 2;
-    let cols = rows.first().map_or(0, Vec::len);
-    let (gw, gh) = (cols * (w + gap) + gap, rows.len() * (h + gap) + gap);
-    let mut img = image::RgbImage::from_pixel(gw as u32, gh as u32, image::Rgb([255, 255, 255]));
-    for (r, row) in rows.iter().enumerate() {
-        for (c, tile) in row.iter().enumerate() {
-            let v = tile.flatten_all()?.to_vec1::<f32>()?;
-            for y in 0..h {
-                for x in 0..w {
-                    let px =
-                        |ch: usize| (v[(ch * h + y) * w + x].clamp(0.0, 1.0) * 255.0).round() as u8;
-                    let (ox, oy) = (gap + c * (w + gap) + x, gap + r * (h + gap) + y);
-                    img.put_pixel(ox as u32, oy as u32, image::Rgb([px(0), px(1), px(2)]));
-                }
-            }
-        }
-    }
-    Ok(img)
-}
-
 fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
     if n == 0 {
         bail!("--n must be positive");
@@ -164,7 +142,6 @@ fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
         .map(|i| i * ds.len() / n.min(ds.len()))
         .collect();
     let x = load_batch(ds.as_ref(), indices)?.images;
-    let (_, _, h, w) = x.dims4()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut columns: Vec<Tensor> = vec![x.clone()];
     for shift in [Shift::Rotation, Shift::CutPerm] {
@@ -185,24 +162,8 @@ fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
                 .collect::<candle_core::Result<_>>()
         })
         .collect::<candle_core::Result<_>>()?;
-    let img = grid(&rows, h, w)?;
-    // Upscale small images so the preview is readable.
-    let scale = (256 / h.max(w)).max(1) as u32;
-    let img = image::imageops::resize(
-        &img,
-        img.width() * scale,
-        img.height() * scale,
-        image::imageops::FilterType::Nearest,
-    );
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    dia_data::atomic::write_atomic(output, |file| {
-        let mut w = std::io::BufWriter::new(file);
-        img.write_to(&mut w, image::ImageFormat::Png)
-            .map_err(std::io::Error::other)?;
-        std::io::Write::flush(&mut w)
-    })?;
+    let img = dia_data::image_io::tile_grid(&rows, 256)?;
+    dia_data::image_io::save_png(output, &img)?;
     println!(
         "wrote {} ({} images; columns: original, rotation 90/180/270, cutperm 1/2/3, gaussian 7, median 7, two SimCLR views)",
         output.display(),

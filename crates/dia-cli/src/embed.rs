@@ -39,7 +39,7 @@ fn load_model(path: &Path) -> Result<ResNet18> {
 }
 
 /// The images as one (N, 3, H, W) tensor and where each came from.
-fn load_input(input: &Path, size: usize) -> Result<(Tensor, Vec<String>)> {
+pub(crate) fn load_input(input: &Path, size: usize) -> Result<(Tensor, Vec<String>)> {
     if input.extension().is_some_and(|e| e == "npy") {
         let x = Tensor::read_npy(input)
             .with_context(|| format!("{}: not a readable .npy array", input.display()))?

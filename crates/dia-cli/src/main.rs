@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod data;
+mod ddpm;
 mod embed;
 mod train;
 
@@ -28,6 +29,12 @@ enum Command {
     Data(data::DataCommand),
     /// Train a CSI or DIA encoder from a YAML config (run directory with metrics and checkpoints).
     Train(train::TrainArgs),
+    /// Train the dissolving DDPM from a YAML config (spec §2.2).
+    TrainDdpm(ddpm::TrainDdpmArgs),
+    /// Dissolve images with a DDPM at one or several timesteps (PNG strip or .npy).
+    Dissolve(ddpm::DissolveArgs),
+    /// Sample images from a DDPM (DDIM or the full ancestral loop).
+    Sample(ddpm::SampleArgs),
     /// Features of a trained encoder (penultimate, simclr, shift) for images, no augmentation.
     Embed(embed::EmbedArgs),
     /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
@@ -47,6 +54,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
+        Command::TrainDdpm(args) => ddpm::train_ddpm(args).map(|()| ExitCode::SUCCESS),
+        Command::Dissolve(args) => ddpm::dissolve(args).map(|()| ExitCode::SUCCESS),
+        Command::Sample(args) => ddpm::sample(args).map(|()| ExitCode::SUCCESS),
         Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };

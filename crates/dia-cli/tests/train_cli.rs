@@ -185,7 +185,15 @@ fn every_shipped_config_parses_and_validates() {
     let mut n = 0;
     for entry in std::fs::read_dir(root().join("configs")).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("-ddpm.yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let cfg: dia_diffusion::DdpmConfig =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        } else if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
             let cfg: dia_contrastive::TrainConfig =
                 serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -194,7 +202,7 @@ fn every_shipped_config_parses_and_validates() {
             n += 1;
         }
     }
-    assert!(n >= 2);
+    assert!(n >= 3);
 }
 
 #[test]

@@ -55,3 +55,67 @@ pub(crate) fn rgb_from_hwc(pixels: &[u8], h: usize, w: usize, channels: usize) -
         }
     })
 }
+
+/// Lays out equally sized (3, H, W) tiles in [0, 1] row by row into one RGB image with a 2-px
+/// white gutter, upscaled (nearest) so that a tile is at least `min_tile` pixels wide.
+pub fn tile_grid(
+    rows: &[Vec<candle_core::Tensor>],
+    min_tile: usize,
+) -> candle_core::Result<RgbImage> {
+    let gap = 2;
+    let (h, w) = match rows.first().and_then(|r| r.first()) {
+        Some(t) => {
+            let d = t.dims();
+            if d.len() != 3 || d[0] != 3 {
+                candle_core::bail!("tile_grid: tiles must be (3, H, W), got {d:?}")
+            }
+            (d[1], d[2])
+        }
+        None => candle_core::bail!("tile_grid: no tiles"),
+    };
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let (gw, gh) = (cols * (w + gap) + gap, rows.len() * (h + gap) + gap);
+    let mut img = RgbImage::from_pixel(gw as u32, gh as u32, image::Rgb([255, 255, 255]));
+    for (r, row) in rows.iter().enumerate() {
+        for (c, tile) in row.iter().enumerate() {
+            if tile.dims() != [3, h, w] {
+                candle_core::bail!(
+                    "tile_grid: tile {:?} differs from (3, {h}, {w})",
+                    tile.dims()
+                )
+            }
+            let v = tile.flatten_all()?.to_vec1::<f32>()?;
+            for y in 0..h {
+                for x in 0..w {
+                    let px =
+                        |ch: usize| (v[(ch * h + y) * w + x].clamp(0.0, 1.0) * 255.0).round() as u8;
+                    let (ox, oy) = (gap + c * (w + gap) + x, gap + r * (h + gap) + y);
+                    img.put_pixel(ox as u32, oy as u32, image::Rgb([px(0), px(1), px(2)]));
+                }
+            }
+        }
+    }
+    let scale = (min_tile / h.max(w)).max(1) as u32;
+    if scale > 1 {
+        img = image::imageops::resize(
+            &img,
+            img.width() * scale,
+            img.height() * scale,
+            FilterType::Nearest,
+        );
+    }
+    Ok(img)
+}
+
+/// Writes `img` as a PNG atomically (temporary name, then rename), creating the folder.
+pub fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    crate::atomic::write_atomic(path, |file| {
+        let mut w = std::io::BufWriter::new(file);
+        img.write_to(&mut w, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut w)
+    })
+}

@@ -1,10 +1,53 @@
 //! The dissolving DDPM of DIA (spec §2).
 //!
-//! A UNet with the semantics and parameter names of `denoising_diffusion_pytorch` 0.27.12, the
-//! cosine schedule, DDPM training, sampling, loading of reference checkpoints, and
-//! `DiffusionDissolver`, which implements [`dia_transforms::Dissolve`] with one reverse
-//! diffusion step (spec §2.3).
+//! - [`Unet`]: the noise-prediction network of `denoising_diffusion_pytorch` 0.27.12, with its
+//!   parameter names (spec §2.1, §8), on the gemm layers of `dia-nn`.
+//! - [`Schedule`]: the cosine schedule and the 13 buffers of `GaussianDiffusion`.
+//! - [`GaussianDiffusion`]: the training loss, `q_sample`, the reverse step `p_sample`.
+//! - [`sample`]: ancestral and DDIM sampling loops.
+//! - [`checkpoint`]: reading lucidrains Trainer `.pt` files and our safetensors checkpoints.
+//! - [`DiffusionDissolver`]: DIA's dissolving transformation (spec §2.3) as a
+//!   [`dia_transforms::Dissolve`].
+//! - [`train`](mod@train): DDPM training (spec §2.2) with Adam, gradient clipping, EMA and exact
+//!   resume.
 //!
-//! **Status:** skeleton. The implementation lands with issue #4 of the tracker; until then
-//! this crate only fixes its place in the workspace and its dependencies.
-#![forbid(unsafe_code)]
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use dia_diffusion::{GaussianDiffusion, Schedule, Unet, UnetConfig};
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let cfg = UnetConfig { dim: 8, dim_mults: vec![1, 2], ..UnetConfig::default() };
+//! let (unet, _) = Unet::init(&cfg, &mut rng, &Device::Cpu)?;
+//! let ddpm = GaussianDiffusion::new(unet, Schedule::cosine(1000));
+//! let x = Tensor::full(0.5f32, (2, 3, 8, 8), &Device::Cpu)?;
+//! // One reverse step at t = 50: the clamped x̂₀ that DIA calls "dissolved".
+//! let (x0, _eps) = ddpm.x_start(&x, 50)?;
+//! assert_eq!(x0.dims(), [2, 3, 8, 8]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod attention;
+pub mod checkpoint;
+mod config;
+mod diffusion;
+mod dissolver;
+mod error;
+pub mod layers;
+pub mod macs;
+mod optim;
+pub mod sample;
+mod schedule;
+pub mod train;
+mod unet;
+mod weights;
+
+pub use config::DdpmConfig;
+pub use diffusion::{randn_like, GaussianDiffusion};
+pub use dissolver::{DiffusionDissolver, DissolverConfig, Resolution, StepSampler};
+pub use error::{Error, Result};
+pub use optim::{clip_grad_norm, Adam, Ema};
+pub use schedule::{cosine_betas, Schedule, BUFFER_NAMES};
+pub use unet::{parameter_count, Unet, UnetConfig};
+pub use weights::{Init, Weights};

@@ -1,0 +1,283 @@
+//! `dia train-ddpm`, `dia dissolve` and `dia sample`: the DDPM of DIA (spec §2).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use dia_diffusion::checkpoint::load_any;
+use dia_diffusion::macs::unet_macs;
+use dia_diffusion::sample::{ddim_sample, p_sample_loop};
+use dia_diffusion::train::{train, RunOptions, StepInfo};
+use dia_diffusion::{DdpmConfig, DiffusionDissolver, DissolverConfig, Resolution, UnetConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+
+use crate::embed::load_input;
+
+#[derive(Args)]
+pub struct TrainDdpmArgs {
+    /// The DDPM config (YAML).
+    #[arg(long, required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Run directory (default: `runs/<config name>`).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint, with its config.yaml.
+    #[arg(long, conflicts_with_all = ["config", "run"])]
+    resume: Option<PathBuf>,
+    /// Stop after this many steps (after a checkpoint), as if interrupted.
+    #[arg(long, hide = true)]
+    stop_after_steps: Option<usize>,
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+pub fn read_config(path: &Path) -> Result<DdpmConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg: DdpmConfig = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: invalid DDPM config", path.display()))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
+}
+
+pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
+    let (cfg, dir, resume) = match (&args.resume, &args.config) {
+        (Some(dir), _) => (read_config(&dir.join("config.yaml"))?, dir.clone(), true),
+        (None, Some(path)) => {
+            let cfg = read_config(path)?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "ddpm".into());
+            let dir = args
+                .run
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(stem));
+            if dir.join("model.safetensors").exists() {
+                bail!(
+                    "{} already holds a DDPM run; continue it with --resume {0} or choose another --run",
+                    dir.display()
+                );
+            }
+            (cfg, dir, false)
+        }
+        (None, None) => bail!("give --config or --resume"),
+    };
+    let pb = bar(
+        cfg.steps as u64,
+        "ddpm [{bar:30}] {pos}/{len} {msg} ({eta})",
+    );
+    let mut on_step = |s: &StepInfo| {
+        pb.set_position(s.step as u64);
+        pb.set_message(format!("loss {:.4} |g| {:.3}", s.loss, s.grad_norm));
+    };
+    let summary = train(
+        &cfg,
+        &dir,
+        RunOptions {
+            resume,
+            stop_after_steps: args.stop_after_steps,
+        },
+        &mut on_step,
+    )?;
+    pb.finish_and_clear();
+    println!(
+        "{}: {} of {} steps, loss {:.4} -> {:.4}; weights in {}",
+        dir.display(),
+        summary.steps_done,
+        cfg.steps,
+        summary.first_loss,
+        summary.last_loss,
+        dir.join("model.safetensors").display()
+    );
+    for s in &summary.samples {
+        println!("samples: {}", s.display());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct DissolveArgs {
+    /// DDPM checkpoint: ours (.safetensors) or a lucidrains Trainer file (model-N.pt).
+    #[arg(long, required_unless_present = "macs")]
+    checkpoint: Option<PathBuf>,
+    /// An image (PNG/JPEG), a folder of images, or a .npy float array (N, 3, H, W) in [0, 1].
+    #[arg(required_unless_present = "macs")]
+    input: Option<PathBuf>,
+    /// Timesteps, e.g. `--t 50,100,200,400` (the paper's figure).
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,400")]
+    t: Vec<usize>,
+    /// Output: .png (a strip per image: original, then one tile per t) or .npy.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Side images from files are decoded at (default: the DDPM's resolution).
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Map [0,1] to [-1,1] around the UNet (not the reference's behaviour).
+    #[arg(long)]
+    normalize_input: bool,
+    /// Print the UNet's multiply-accumulates per image at 32, 64 and 128 px and exit.
+    #[arg(long)]
+    macs: bool,
+}
+
+fn print_macs(cfg: &UnetConfig) {
+    println!(
+        "UNet(dim={}, dim_mults={:?}) multiply-accumulates per image:",
+        cfg.dim, cfg.dim_mults
+    );
+    for s in [32, 64, 128] {
+        println!("  {s:>3} px: {:>7.2} GMACs", unet_macs(cfg, s) as f64 / 1e9);
+    }
+}
+
+/// Writes `x` as .npy through a temporary file and a rename.
+pub fn write_npy_atomic(x: &Tensor, path: &Path) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp.npy", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    x.write_npy(&tmp)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn dissolve(args: DissolveArgs) -> Result<()> {
+    if args.macs {
+        let cfg = match &args.checkpoint {
+            Some(p) => load_any(p, &Device::Cpu)?.1.unet,
+            None => UnetConfig::default(),
+        };
+        print_macs(&cfg);
+        return Ok(());
+    }
+    let (Some(ckpt), Some(input)) = (&args.checkpoint, &args.input) else {
+        bail!("give --checkpoint and an input");
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("dissolved.png"));
+    let (ddpm, meta) = load_any(ckpt, &Device::Cpu)?;
+    let t_max = ddpm.schedule().timesteps();
+    if args.t.is_empty() || args.t.iter().any(|&t| t >= t_max) {
+        bail!("--t takes timesteps in 0..{t_max}, got {:?}", args.t);
+    }
+    let (x, _) = load_input(input, args.image_size.unwrap_or(meta.image_size))?;
+    let d = DiffusionDissolver::new(
+        ddpm,
+        meta.image_size,
+        DissolverConfig {
+            normalize_input: args.normalize_input,
+            resolution: Resolution::Auto,
+            ..DissolverConfig::default()
+        },
+    )?;
+    let outs: Vec<Tensor> = args
+        .t
+        .iter()
+        .map(|&t| d.dissolve_at(&x, t))
+        .collect::<dia_diffusion::Result<_>>()?;
+    match output.extension().and_then(|e| e.to_str()) {
+        Some("npy") => {
+            let y = if outs.len() == 1 {
+                outs[0].clone()
+            } else {
+                Tensor::stack(&outs, 0)?
+            };
+            write_npy_atomic(&y, &output)?;
+            println!("wrote {} (shape {:?})", output.display(), y.dims());
+        }
+        Some("png") => {
+            let rows = (0..x.dim(0)?)
+                .map(|i| {
+                    std::iter::once(&x)
+                        .chain(outs.iter())
+                        .map(|t| t.get(i))
+                        .collect::<candle_core::Result<Vec<_>>>()
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let img = dia_data::image_io::tile_grid(&rows, 96)?;
+            dia_data::image_io::save_png(&output, &img)?;
+            println!(
+                "wrote {} ({} images; columns: original, t = {:?})",
+                output.display(),
+                rows.len(),
+                args.t
+            );
+        }
+        _ => bail!("{}: the output must end in .png or .npy", output.display()),
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// DDPM checkpoint (use the run's ema.safetensors for the best samples).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Number of images.
+    #[arg(long, short, default_value_t = 16)]
+    n: usize,
+    /// DDIM steps; 0 runs the full ancestral loop over all T steps.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// DDIM η.
+    #[arg(long, default_value_t = 1.0)]
+    eta: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output .png grid (or .npy).
+    #[arg(long, short, default_value = "samples.png")]
+    output: PathBuf,
+}
+
+pub fn sample(args: SampleArgs) -> Result<()> {
+    if args.n == 0 {
+        bail!("-n must be positive");
+    }
+    let (ddpm, meta) = load_any(&args.checkpoint, &Device::Cpu)?;
+    let shape = (args.n, meta.unet.channels, meta.image_size, meta.image_size);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let total = if args.steps == 0 {
+        meta.timesteps
+    } else {
+        args.steps
+    };
+    let pb = bar(total as u64, "sampling [{bar:30}] {pos}/{len} ({eta})");
+    let mut progress = |done: usize, _| pb.set_position(done as u64);
+    let imgs = if args.steps == 0 {
+        p_sample_loop(&ddpm, shape, &mut rng, &mut progress)?
+    } else {
+        ddim_sample(&ddpm, shape, args.steps, args.eta, &mut rng, &mut progress)?
+    };
+    pb.finish_and_clear();
+    if args.output.extension().is_some_and(|e| e == "npy") {
+        write_npy_atomic(&imgs, &args.output)?;
+    } else {
+        let cols = (args.n as f64).sqrt().ceil() as usize;
+        let rows = (0..args.n.div_ceil(cols))
+            .map(|r| {
+                (r * cols..((r + 1) * cols).min(args.n))
+                    .map(|i| imgs.get(i))
+                    .collect::<candle_core::Result<Vec<_>>>()
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let img = dia_data::image_io::tile_grid(&rows, 64)?;
+        dia_data::image_io::save_png(&args.output, &img)?;
+    }
+    println!("wrote {} ({} samples)", args.output.display(), args.n);
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The two attention layers of the 0.27.12 UNet (spec §2.1, channel layouts §13.1), each wrapped
+//! as `Residual(PreNorm(·))`: `x + attn(LayerNorm(x))`.
+//!
+//! - [`LinearAttention`] (every resolution): q softmaxed over the feature axis, k over the
+//!   spatial axis, `q·32^−½`, `v/(H·W)`, `context = k·vᵀ`, `out = contextᵀ·q`, then a 1×1 conv
+//!   and a `LayerNorm`.
+//! - [`Attention`] (mid block): q and k L2-normalised along the **spatial** axis (the 0.27.12
+//!   quirk), similarity scaled by 10, softmax over keys, then a 1×1 conv.
+
+use candle_core::{Module, Result as CResult, Tensor};
+use candle_nn::ops::softmax;
+
+use crate::error::Result;
+use crate::layers::{Conv, LayerNorm};
+use crate::weights::Weights;
+
+/// Attention heads (the library's default).
+pub const HEADS: usize = 4;
+/// Features per head (the library's default).
+pub const DIM_HEAD: usize = 32;
+const HIDDEN: usize = HEADS * DIM_HEAD;
+
+/// Splits the `to_qkv` output (B, 3·128, H, W) into q, k, v of shape (B, heads, 32, H·W).
+fn split_qkv(qkv: &Tensor) -> CResult<(Tensor, Tensor, Tensor)> {
+    let (b, _, h, w) = qkv.dims4()?;
+    let qkv = qkv.reshape((b, 3, HEADS, DIM_HEAD, h * w))?;
+    let part = |i| qkv.narrow(1, i, 1)?.squeeze(1);
+    Ok((part(0)?, part(1)?, part(2)?))
+}
+
+/// `Residual(PreNorm(dim, LinearAttention(dim)))`.
+#[derive(Clone, Debug)]
+pub struct LinearAttention {
+    norm: LayerNorm,
+    to_qkv: Conv,
+    to_out: Conv,
+    out_norm: LayerNorm,
+}
+
+impl LinearAttention {
+    /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out.{0,1}`.
+    pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+        let norm = LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?;
+        let to_qkv = Conv::new(
+            w,
+            &format!("{name}.fn.fn.to_qkv"),
+            dim,
+            3 * HIDDEN,
+            1,
+            1,
+            0,
+            false,
+        )?;
+        let to_out = Conv::new(
+            w,
+            &format!("{name}.fn.fn.to_out.0"),
+            HIDDEN,
+            dim,
+            1,
+            1,
+            0,
+            true,
+        )?;
+        let out_norm = LayerNorm::new(w, &format!("{name}.fn.fn.to_out.1"), dim)?;
+        Ok(Self {
+            norm,
+            to_qkv,
+            to_out,
+            out_norm,
+        })
+    }
+}
+
+impl Module for LinearAttention {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let (q, k, v) = split_qkv(&self.to_qkv.forward(&self.norm.forward(x)?)?)?;
+        let q = (softmax(&q, 2)? * (DIM_HEAD as f64).powf(-0.5))?;
+        let k = softmax(&k, 3)?;
+        let v = (v / (h * w) as f64)?;
+        // context[d, e] = Σ_n k[d, n]·v[e, n]; out[e, n] = Σ_d context[d, e]·q[d, n].
+        let context = k.contiguous()?.matmul(&v.t()?.contiguous()?)?;
+        let out = context.t()?.contiguous()?.matmul(&q.contiguous()?)?;
+        let out = out.reshape((b, HIDDEN, h, w))?;
+        let y = self.out_norm.forward(&self.to_out.forward(&out)?)?;
+        y + x
+    }
+}
+
+/// `Residual(PreNorm(dim, Attention(dim)))` of the mid block.
+#[derive(Clone, Debug)]
+pub struct Attention {
+    norm: LayerNorm,
+    to_qkv: Conv,
+    to_out: Conv,
+}
+
+/// `F.normalize(t, dim=-1)`: divide by `max(‖t‖₂, 1e-12)` along the last axis.
+fn l2_normalize_last(t: &Tensor) -> CResult<Tensor> {
+    let norm = t
+        .sqr()?
+        .sum_keepdim(candle_core::D::Minus1)?
+        .sqrt()?
+        .maximum(1e-12)?;
+    t.broadcast_div(&norm)
+}
+
+impl Attention {
+    /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out`.
+    pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+        let norm = LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?;
+        let to_qkv = Conv::new(
+            w,
+            &format!("{name}.fn.fn.to_qkv"),
+            dim,
+            3 * HIDDEN,
+            1,
+            1,
+            0,
+            false,
+        )?;
+        let to_out = Conv::new(
+            w,
+            &format!("{name}.fn.fn.to_out"),
+            HIDDEN,
+            dim,
+            1,
+            1,
+            0,
+            true,
+        )?;
+        Ok(Self {
+            norm,
+            to_qkv,
+            to_out,
+        })
+    }
+}
+
+impl Module for Attention {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let (q, k, v) = split_qkv(&self.to_qkv.forward(&self.norm.forward(x)?)?)?;
+        // The 0.27.12 quirk: normalised along the token axis n, not the feature axis d.
+        let q = l2_normalize_last(&q)?;
+        let k = l2_normalize_last(&k)?;
+        // sim[i, j] = 10·Σ_d q[d, i]·k[d, j], softmax over j.
+        let sim = (q.t()?.contiguous()?.matmul(&k.contiguous()?)? * 10.0)?;
+        let attn = softmax(&sim, 3)?;
+        // out[d, i] = Σ_j v[d, j]·attn[i, j], written back as channel h·32 + d.
+        let out = v.contiguous()?.matmul(&attn.t()?.contiguous()?)?;
+        let out = out.reshape((b, HIDDEN, h, w))?;
+        self.to_out.forward(&out)? + x
+    }
+}

@@ -1,0 +1,411 @@
+//! DDPM training (spec §2.2) with a run directory and exact resume.
+//!
+//! Each optimiser step averages `gradient_accumulate_every` micro-batches of normal images
+//! (random h-flip, mapped to [−1, 1], t ~ U{0..T−1}, L1 ε-loss), clips the gradient norm, takes
+//! an Adam step and updates the EMA. The run directory holds `config.yaml`, `metrics.csv`
+//! (step, loss, gradient norm), `model.safetensors` (raw weights: what DIA loads),
+//! `ema.safetensors` (the EMA weights, for samples), `checkpoint.safetensors` (everything a
+//! resume needs in one file: weights, EMA, Adam moments and counters, so that it can never be
+//! torn between two steps) and `samples/step-N.png` (EMA samples). Every file is written
+//! atomically; `metrics.csv` is written before the checkpoint, and rows past the checkpoint's
+//! step are dropped on resume.
+//!
+//! Every random choice of step s comes from a generator seeded by (seed, s) and the data order
+//! of every epoch from (seed, epoch), so a resumed run ends with the same weights as an
+//! uninterrupted one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor, Var};
+use dia_data::atomic::write_atomic;
+use dia_data::{load_batch, resolve_class, BatchLoader, Dataset, Split};
+use dia_transforms::random_hflip;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{save_tensors, state_dict, DdpmMeta};
+use crate::config::DdpmConfig;
+use crate::diffusion::{randn_like, GaussianDiffusion};
+use crate::error::{io_err, Error, Result};
+use crate::optim::{clip_grad_norm, Adam, Ema};
+use crate::sample::ddim_sample;
+use crate::schedule::Schedule;
+use crate::unet::Unet;
+
+/// Progress of one optimiser step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    /// Steps done (1-based).
+    pub step: usize,
+    /// Steps the run will take.
+    pub steps: usize,
+    /// Mean loss over the micro-batches.
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the run directory's checkpoint.
+    pub resume: bool,
+    /// Stop after this many steps of this invocation (after writing a checkpoint).
+    pub stop_after_steps: Option<usize>,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSummary {
+    /// Steps done so far.
+    pub steps_done: usize,
+    /// Mean loss of the first and of the last tenth of the steps run by this invocation.
+    pub first_loss: f64,
+    /// See `first_loss`.
+    pub last_loss: f64,
+    /// The sample grids written.
+    pub samples: Vec<PathBuf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RunState {
+    steps_done: usize,
+    adam_steps: u64,
+    ema: Ema,
+}
+
+const HEADER: &str = "step,loss,grad_norm";
+
+fn mixed_rng(seed: u64, salt: u64, i: u64) -> rand_chacha::ChaCha8Rng {
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ salt ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+const PARTS: [&str; 3] = ["model.", "ema.", "adam."];
+const STATE_KEY: &str = "dia.ddpm_run";
+
+/// Writes the resume checkpoint: the three tensor groups under their prefixes and the
+/// counters as JSON metadata, in one atomic file.
+fn write_run_checkpoint(
+    path: &Path,
+    state: &RunState,
+    parts: [&BTreeMap<String, Tensor>; 3],
+) -> Result<()> {
+    let mut all: BTreeMap<String, Tensor> = BTreeMap::new();
+    for (prefix, part) in PARTS.iter().zip(parts) {
+        for (k, v) in part {
+            all.insert(format!("{prefix}{k}"), v.clone());
+        }
+    }
+    let ckpt_err = |msg: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let meta = std::collections::HashMap::from([(
+        STATE_KEY.to_string(),
+        serde_json::to_string(state).map_err(|e| ckpt_err(e.to_string()))?,
+    )]);
+    let bytes = safetensors::serialize(all.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .map_err(|e| ckpt_err(e.to_string()))?;
+    write_atomic(path, |f| f.write_all(&bytes)).map_err(Error::from)
+}
+
+type RunParts = [BTreeMap<String, Tensor>; 3];
+
+fn read_run_checkpoint(path: &Path, dev: &Device) -> Result<(RunState, RunParts)> {
+    let ckpt_err = |msg: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| ckpt_err(format!("not a safetensors file: {e}")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .ok_or_else(|| {
+            ckpt_err(format!(
+                "no {STATE_KEY} metadata: not a dia train-ddpm checkpoint"
+            ))
+        })?;
+    let state: RunState =
+        serde_json::from_str(json).map_err(|e| ckpt_err(format!("bad {STATE_KEY}: {e}")))?;
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, dev).map_err(|e| ckpt_err(e.to_string()))?;
+    let mut parts: RunParts = Default::default();
+    for (k, v) in tensors {
+        match PARTS.iter().position(|p| k.starts_with(p)) {
+            Some(i) => {
+                parts[i].insert(k[PARTS[i].len()..].to_string(), v);
+            }
+            None => return Err(ckpt_err(format!("unexpected tensor {k:?}"))),
+        }
+    }
+    Ok((state, parts))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |f| f.write_all(text.as_bytes())).map_err(Error::from)
+}
+
+/// Indices of the training images of the configured classes.
+pub fn class_indices(classes: &[String], ds: &dyn Dataset) -> Result<Vec<usize>> {
+    if classes.is_empty() {
+        return Ok((0..ds.len()).collect());
+    }
+    let wanted: Vec<usize> = classes
+        .iter()
+        .map(|c| resolve_class(ds.classes(), c))
+        .collect::<std::result::Result<_, _>>()?;
+    let idx: Vec<usize> = (0..ds.len())
+        .filter(|&i| wanted.contains(&ds.label(i)))
+        .collect();
+    if idx.is_empty() {
+        return Err(Error::Config(format!(
+            "no training image of the classes {classes:?}"
+        )));
+    }
+    Ok(idx)
+}
+
+/// Writes a grid of `n` DDIM samples of the model built from `tensors` to `path`.
+pub fn write_sample_grid(
+    cfg: &DdpmConfig,
+    tensors: &BTreeMap<String, Tensor>,
+    path: &Path,
+    seed: u64,
+) -> Result<()> {
+    let map: HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let unet = Unet::from_tensors(&cfg.unet, &map, &Device::Cpu)?;
+    let ddpm = GaussianDiffusion::new(unet, Schedule::cosine(cfg.timesteps));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = cfg.num_samples;
+    let s = cfg.image_size;
+    let imgs = ddim_sample(
+        &ddpm,
+        (n, cfg.unet.channels, s, s),
+        cfg.sample_steps,
+        1.0,
+        &mut rng,
+        &mut |_, _| {},
+    )?;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let mut rows = Vec::new();
+    for r in 0..n.div_ceil(cols) {
+        let row = (r * cols..((r + 1) * cols).min(n))
+            .map(|i| imgs.get(i))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        rows.push(row);
+    }
+    let img = dia_data::image_io::tile_grid(&rows, 64)?;
+    dia_data::image_io::save_png(path, &img)?;
+    Ok(())
+}
+
+/// Trains a DDPM as configured, in `run_dir`; `on_step` sees every optimiser step.
+pub fn train(
+    cfg: &DdpmConfig,
+    run_dir: &Path,
+    opts: RunOptions,
+    on_step: &mut dyn FnMut(&StepInfo),
+) -> Result<TrainSummary> {
+    cfg.validate().map_err(Error::Config)?;
+    std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+    let dev = Device::Cpu;
+    let size = cfg.image_size;
+    let data: Arc<dyn Dataset> = cfg.data.open(Split::Train, Some((size, size)))?;
+    let indices = class_indices(&cfg.normal_classes, data.as_ref())?;
+    let loader = BatchLoader::new(Arc::clone(&data), indices, cfg.batch_size)?
+        .shuffle(cfg.seed)
+        .drop_last(false);
+    let per_epoch = loader.batches_per_epoch();
+
+    let model_path = run_dir.join("model.safetensors");
+    let ema_path = run_dir.join("ema.safetensors");
+    let ckpt_path = run_dir.join("checkpoint.safetensors");
+    let metrics_path = run_dir.join("metrics.csv");
+    let schedule = Schedule::cosine(cfg.timesteps);
+
+    let mut adam = Adam::new(cfg.lr, cfg.adam_betas);
+    let (init, mut shadow, mut state, mut metrics, moments) = if opts.resume {
+        for entry in std::fs::read_dir(run_dir)
+            .map_err(io_err(run_dir))?
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let (state, parts) = read_run_checkpoint(&ckpt_path, &dev)?;
+        let old = std::fs::read_to_string(&metrics_path).map_err(io_err(&metrics_path))?;
+        let rows: Vec<String> = old
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                l.split(',')
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .is_some_and(|s| s <= state.steps_done)
+            })
+            .map(String::from)
+            .collect();
+        let [model, ema, moments] = parts;
+        (model, ema, state, rows, Some(moments))
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        let (_, init) = Unet::init(&cfg.unet, &mut rng, &dev)?;
+        let state = RunState {
+            steps_done: 0,
+            adam_steps: 0,
+            ema: Ema::new(cfg.ema_decay, cfg.ema_update_every),
+        };
+        (init, BTreeMap::new(), state, Vec::new(), None)
+    };
+    let vars: BTreeMap<String, Var> = init
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), Var::from_tensor(v)?)))
+        .collect::<Result<_>>()?;
+    let var_tensors: HashMap<String, Tensor> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let unet = Unet::from_tensors(&cfg.unet, &var_tensors, &dev)?;
+    let ddpm = GaussianDiffusion::new(unet, schedule.clone());
+    if let Some(m) = moments {
+        let m: HashMap<String, Tensor> = m.into_iter().collect();
+        adam.import(&vars, &m, state.adam_steps)?;
+    }
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    write_text(&run_dir.join("config.yaml"), &yaml)?;
+
+    let save = |state: &RunState,
+                shadow: &BTreeMap<String, Tensor>,
+                adam: &Adam,
+                metrics: &[String]|
+     -> Result<()> {
+        let csv = std::iter::once(HEADER.to_string())
+            .chain(metrics.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        write_text(&metrics_path, &(csv + "\n"))?;
+        let raw: BTreeMap<String, Tensor> = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        let (moments, adam_steps) = adam.export();
+        let st = RunState {
+            steps_done: state.steps_done,
+            adam_steps,
+            ema: state.ema.clone(),
+        };
+        write_run_checkpoint(
+            &ckpt_path,
+            &st,
+            [&raw, shadow, &moments.into_iter().collect()],
+        )?;
+        let meta = |ema| DdpmMeta {
+            unet: cfg.unet.clone(),
+            image_size: size,
+            timesteps: cfg.timesteps,
+            step: state.steps_done,
+            ema,
+        };
+        save_tensors(&model_path, &state_dict(&raw, &schedule)?, &meta(false))?;
+        save_tensors(&ema_path, &state_dict(shadow, &schedule)?, &meta(true))
+    };
+
+    let accum = cfg.gradient_accumulate_every;
+    let mut losses = Vec::new();
+    let mut samples = Vec::new();
+    let mut order_cache: Option<(u64, Vec<usize>)> = None;
+    let mut run = 0;
+    while state.steps_done < cfg.steps {
+        let step = state.steps_done;
+        let mut rng = mixed_rng(cfg.seed, 0x5EED_DD9A, step as u64);
+        let mut grads: HashMap<String, Tensor> = HashMap::new();
+        let mut loss_sum = 0.0;
+        for a in 0..accum {
+            // Micro-batch i of the whole run: epoch i / per_epoch, position i % per_epoch.
+            let i = (step * accum + a) as u64;
+            let (epoch, pos) = (i / per_epoch as u64, (i % per_epoch as u64) as usize);
+            if order_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                order_cache = Some((epoch, loader.order(epoch)));
+            }
+            let order = &order_cache.as_ref().expect("just filled").1;
+            let bs = cfg.batch_size;
+            let idx = order[pos * bs..((pos + 1) * bs).min(order.len())].to_vec();
+            let mut x = load_batch(data.as_ref(), idx)?.images;
+            if cfg.hflip {
+                x = random_hflip(&x, &mut rng)?;
+            }
+            let t: Vec<usize> = (0..x.dim(0)?)
+                .map(|_| rng.random_range(0..cfg.timesteps))
+                .collect();
+            let noise = randn_like(&x, &mut rng)?;
+            let loss = ddpm.loss(&x, &t, &noise)?;
+            let l = loss.to_scalar::<f32>()? as f64;
+            if !l.is_finite() {
+                return Err(Error::Diverged {
+                    step: step + 1,
+                    loss: l,
+                });
+            }
+            loss_sum += l;
+            let g = (loss / accum as f64)?.backward()?;
+            for (name, v) in &vars {
+                if let Some(gv) = g.get(v.as_tensor()) {
+                    let acc = match grads.remove(name) {
+                        Some(prev) => (prev + gv)?,
+                        None => gv.clone(),
+                    };
+                    grads.insert(name.clone(), acc);
+                }
+            }
+        }
+        let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
+        adam.step(&vars, &grads)?;
+        state.ema.update(&mut shadow, &vars)?;
+        state.steps_done += 1;
+        run += 1;
+        let loss = loss_sum / accum as f64;
+        losses.push(loss);
+        metrics.push(format!("{},{loss},{grad_norm}", state.steps_done));
+        on_step(&StepInfo {
+            step: state.steps_done,
+            steps: cfg.steps,
+            loss,
+            grad_norm,
+        });
+        let done = state.steps_done == cfg.steps;
+        let stop = opts.stop_after_steps == Some(run);
+        if state.steps_done % cfg.save_every == 0 || done || stop {
+            save(&state, &shadow, &adam, &metrics)?;
+        }
+        let sample_now = cfg.num_samples > 0
+            && (done || (cfg.sample_every > 0 && state.steps_done % cfg.sample_every == 0));
+        if sample_now {
+            let path = run_dir
+                .join("samples")
+                .join(format!("step-{:06}.png", state.steps_done));
+            write_sample_grid(cfg, &shadow, &path, cfg.seed)?;
+            samples.push(path);
+        }
+        if stop {
+            break;
+        }
+    }
+    let tenth = (losses.len() / 10).max(1);
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    Ok(TrainSummary {
+        steps_done: state.steps_done,
+        first_loss: mean(&losses[..tenth.min(losses.len())]),
+        last_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
+        samples,
+    })
+}
