@@ -104,6 +104,52 @@ fn csi_and_dia_runs_lower_the_loss_and_write_their_run_directory() {
     }
 }
 
+/// DIA with the diffusion dissolver: a (randomly initialised, tiny) DDPM checkpoint in our
+/// format is loaded from the config's `diffusion` section and its dissolved views train.
+#[test]
+fn dia_with_the_diffusion_dissolver_trains() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let ucfg = dia_diffusion::UnetConfig {
+        dim: 8,
+        dim_mults: vec![1, 2],
+        ..Default::default()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (_, tensors) = dia_diffusion::Unet::init(&ucfg, &mut rng, &Device::Cpu).unwrap();
+    let state =
+        dia_diffusion::checkpoint::state_dict(&tensors, &dia_diffusion::Schedule::cosine(1000))
+            .unwrap();
+    let ddpm = dir.path().join("ddpm.safetensors");
+    let meta = dia_diffusion::checkpoint::DdpmMeta {
+        unet: ucfg,
+        image_size: 16,
+        timesteps: 1000,
+        step: 0,
+        ema: false,
+    };
+    dia_diffusion::checkpoint::save_tensors(&ddpm, &state, &meta).unwrap();
+    let cfg = config(dir.path(), "dia", "diffusion_rotation");
+    // Without the section the config is refused with the way out.
+    let out = train(&cfg, &dir.path().join("refused"), &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dia train-ddpm"));
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "diffusion:\n  checkpoint: {}\n  dissolver: {{offset: 0.3, upper_offset: 1.0}}\n",
+            ddpm.display()
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let run = dir.path().join("run");
+    let out = train(&cfg, &run, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let means = epoch_means(&run);
+    assert!(means[2] < means[0], "epoch mean losses {means:?}");
+}
+
 #[test]
 fn resume_after_an_interruption_gives_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,7 +218,16 @@ fn bad_configs_and_existing_runs_are_refused() {
     )
     .unwrap();
     let out = train(&diffusion, &dir.path().join("d"), &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #4"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("diffusion: {checkpoint: PATH}"));
+    // A DDPM checkpoint that does not exist names the file.
+    std::fs::write(
+        &diffusion,
+        std::fs::read_to_string(&diffusion).unwrap()
+            + "diffusion: {checkpoint: /nonexistent/ddpm.safetensors}\n",
+    )
+    .unwrap();
+    let out = train(&diffusion, &dir.path().join("d"), &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ddpm.safetensors"));
     // A finished run is not overwritten.
     let run = dir.path().join("done");
     assert!(train(&cfg, &run, &[]).status.success());

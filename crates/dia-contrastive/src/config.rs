@@ -1,6 +1,9 @@
 //! The configuration of a training run (`dia train --config C.yaml`).
 
+use std::path::PathBuf;
+
 use dia_data::DataSource;
+use dia_diffusion::DissolverConfig;
 use dia_encoder::Arch;
 use dia_transforms::{DissolveKind, ShiftKind};
 use serde::{Deserialize, Serialize};
@@ -97,12 +100,27 @@ pub struct TrainConfig {
     /// Blur all three view groups, as the reference's blur baselines do (spec §10.7).
     #[serde(default)]
     pub blur_all_views: bool,
+    /// The DDPM, for `shift_trans_type: diffusion_*`.
+    #[serde(default)]
+    pub diffusion: Option<DiffusionSpec>,
     /// Seed of everything random in the run.
     #[serde(default)]
     pub seed: u64,
     /// Write a checkpoint every this many epochs (and at the end).
     #[serde(default = "default_one")]
     pub save_every: usize,
+}
+
+/// The DDPM of the diffusion dissolver (`shift_trans_type: diffusion_*`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionSpec {
+    /// A DDPM checkpoint: `model.safetensors` of `dia train-ddpm` (the raw weights, as DIA
+    /// uses), or a lucidrains Trainer `model-N.pt`.
+    pub checkpoint: PathBuf,
+    /// Timestep range, sampler, resolution handling (the reference's `--diffusion_*`).
+    #[serde(default)]
+    pub dissolver: DissolverConfig,
 }
 
 fn default_neg_mode() -> NegMode {
@@ -120,6 +138,14 @@ impl TrainConfig {
             )),
             Mode::Dia if d == DissolveKind::None => Err(format!(
                 "mode dia needs a dissolving shift_trans_type (diffusion_*, blurgaussian_*, blurmedian_*, blurnone_*), not {}",
+                self.shift_trans_type
+            )),
+            Mode::Dia if d == DissolveKind::Diffusion && self.diffusion.is_none() => Err(format!(
+                "shift_trans_type {} needs a `diffusion: {{checkpoint: PATH}}` section (train one with dia train-ddpm)",
+                self.shift_trans_type
+            )),
+            _ if d != DissolveKind::Diffusion && self.diffusion.is_some() => Err(format!(
+                "a `diffusion` section is only used with diffusion_* shift_trans_types, not {}",
                 self.shift_trans_type
             )),
             _ if self.epochs == 0 || self.batch_size == 0 || self.save_every == 0 => {

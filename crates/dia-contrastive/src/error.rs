@@ -14,6 +14,9 @@ pub enum Error {
     /// The encoder could not be built, loaded or saved.
     #[error(transparent)]
     Encoder(#[from] dia_encoder::Error),
+    /// The DDPM of the diffusion dissolver could not be loaded.
+    #[error(transparent)]
+    Diffusion(#[from] dia_diffusion::Error),
     /// The configuration is invalid.
     #[error("invalid config: {0}")]
     Config(String),

@@ -6,8 +6,9 @@
 //! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
 //! ([`WarmupCosine`], [`LrStepper`]), batch construction ([`BatchBuilder`]) and the step
 //! ([`train_step`]) and the training loop with run directories, checkpoints and exact resume
-//! ([`train`](fn@train)) are here; the diffusion dissolver comes with issue #4, model selection on a
-//! validation split and the linear probe with the rest of issue #5.
+//! ([`train`](fn@train)) are here, with every dissolver: blur, median, `blurnone`, and the
+//! diffusion dissolver of `dia-diffusion` (config section `diffusion`). Not yet: model selection
+//! on a validation split and the optional linear probe (the last epoch is what a run keeps).
 //!
 //! ```
 //! use candle_core::{Device, Tensor};

@@ -96,9 +96,15 @@ fn dissolver(cfg: &TrainConfig) -> Result<Option<Box<dyn Dissolve>>> {
         })),
         DissolveKind::BlurNone => Some(Box::new(BlurDissolver::none(cfg.resize_to_constant))),
         DissolveKind::Diffusion => {
-            return Err(Error::Config(
-                "the diffusion dissolver needs a trained DDPM, which dia-diffusion does not provide yet (issue #4); use a blur*_ shift_trans_type".into(),
-            ))
+            let spec = cfg.diffusion.as_ref().ok_or_else(|| {
+                Error::Config("shift_trans_type diffusion_* needs a `diffusion` section".into())
+            })?;
+            let (ddpm, meta) = dia_diffusion::checkpoint::load_any(&spec.checkpoint, &Device::Cpu)?;
+            Some(Box::new(dia_diffusion::DiffusionDissolver::new(
+                ddpm,
+                meta.image_size,
+                spec.dissolver.clone(),
+            )?))
         }
     })
 }
@@ -233,6 +239,9 @@ pub fn train(
     let mut run_epochs = 0;
     for epoch in state.epochs_done + 1..=cfg.epochs {
         let mut rng = epoch_rng(cfg.seed, epoch);
+        if let Some(d) = &dissolver {
+            d.set_epoch(epoch);
+        }
         let mut sum = 0.0;
         for (n, batch) in loader.epoch(epoch as u64).take(iterations).enumerate() {
             let t = Instant::now();

@@ -168,12 +168,6 @@ impl DiffusionDissolver {
         &self.cfg
     }
 
-    /// Tells the epoch-dependent samplers which epoch it is (set at the start of every epoch,
-    /// as `simclr_DIA` does).
-    pub fn set_epoch(&self, epoch: usize) {
-        self.epoch.store(epoch, Ordering::Relaxed);
-    }
-
     /// Draws a timestep as the reference does.
     pub fn sample_t(&self, rng: &mut dyn RngCore) -> usize {
         let c = &self.cfg;
@@ -267,5 +261,11 @@ impl Dissolve for DiffusionDissolver {
 
     fn name(&self) -> String {
         format!("diffusion@{}", self.image_size)
+    }
+
+    /// The epoch-dependent samplers follow the epoch (set at the start of every epoch, as
+    /// `simclr_DIA` does).
+    fn set_epoch(&self, epoch: usize) {
+        self.epoch.store(epoch, Ordering::Relaxed);
     }
 }

@@ -24,6 +24,10 @@ pub trait Dissolve: Send + Sync {
 
     /// A short name for logs and reports.
     fn name(&self) -> String;
+
+    /// Tells the dissolver which epoch starts (1-based), for epoch-dependent timestep samplers;
+    /// the default ignores it.
+    fn set_epoch(&self, _epoch: usize) {}
 }
 
 /// The filter of a [`BlurDissolver`].
