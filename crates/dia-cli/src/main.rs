@@ -9,6 +9,7 @@ mod bench;
 mod data;
 mod ddpm;
 mod embed;
+mod eval;
 mod train;
 
 #[derive(Parser)]
@@ -37,6 +38,10 @@ enum Command {
     Sample(ddpm::SampleArgs),
     /// Features of a trained encoder (penultimate, simclr, shift) for images, no augmentation.
     Embed(embed::EmbedArgs),
+    /// Score the test set of a trained encoder: report.json, scores.csv, roc.png, scores.png.
+    Eval(eval::EvalArgs),
+    /// Score new images with an evaluated encoder (CSV), optionally with a threshold.
+    Predict(eval::PredictArgs),
     /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
     Bench(bench::BenchArgs),
 }
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
         Command::Dissolve(args) => ddpm::dissolve(args).map(|()| ExitCode::SUCCESS),
         Command::Sample(args) => ddpm::sample(args).map(|()| ExitCode::SUCCESS),
         Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => eval::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Predict(args) => eval::predict(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -160,3 +160,65 @@ impl Dataset for ArrayDataset {
         format!("{}[{i}]", self.name.display())
     }
 }
+
+/// Images already decoded to f32 CHW in [0, 1] (e.g. a `.npy` batch), all of one class
+/// `"images"`: lets a loaded batch go through the code paths that take a [`Dataset`].
+#[derive(Clone, Debug)]
+pub struct TensorDataset {
+    data: Vec<f32>,
+    dims: (usize, usize, usize),
+    sources: Vec<String>,
+    classes: Vec<String>,
+}
+
+impl TensorDataset {
+    /// From a (N, 3, H, W) tensor and one source name per image.
+    pub fn new(images: &candle_core::Tensor, sources: Vec<String>) -> Result<Self> {
+        let bad = |msg: String| Error::Format {
+            path: PathBuf::from(sources.first().cloned().unwrap_or_default()),
+            msg,
+        };
+        let (n, c, h, w) = images
+            .dims4()
+            .map_err(|_| bad(format!("expected (N, 3, H, W), got {:?}", images.dims())))?;
+        if c != 3 || sources.len() != n {
+            return Err(bad(format!(
+                "expected (N, 3, H, W) with one source per image, got {:?} and {} sources",
+                images.dims(),
+                sources.len()
+            )));
+        }
+        let data = images
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            data,
+            dims: (c, h, w),
+            sources,
+            classes: vec!["images".into()],
+        })
+    }
+}
+
+impl Dataset for TensorDataset {
+    fn len(&self) -> usize {
+        self.sources.len()
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn label(&self, _i: usize) -> usize {
+        0
+    }
+    fn image_size(&self) -> (usize, usize) {
+        (self.dims.1, self.dims.2)
+    }
+    fn load(&self, i: usize) -> Result<Vec<f32>> {
+        let size = self.dims.0 * self.dims.1 * self.dims.2;
+        Ok(self.data[i * size..(i + 1) * size].to_vec())
+    }
+    fn source(&self, i: usize) -> String {
+        self.sources[i].clone()
+    }
+}

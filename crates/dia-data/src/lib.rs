@@ -47,7 +47,7 @@ pub mod split;
 pub mod subset;
 
 pub use check::{check_folder, CheckReport};
-pub use dataset::{ArrayDataset, Dataset};
+pub use dataset::{ArrayDataset, Dataset, TensorDataset};
 pub use error::{Error, Result};
 pub use folder::{find_images, ClassMap, ClassSpec, FolderDataset};
 pub use idx::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};

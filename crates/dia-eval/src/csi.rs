@@ -191,6 +191,104 @@ impl CsiStatistics {
             .collect())
     }
 
+    /// Scores the training images themselves, each against the axes of the *other* training
+    /// images (leave-one-out): an unbiased sample of normal scores, used to calibrate a
+    /// threshold at a chosen false-positive rate without a separate validation set.
+    pub fn score_leave_one_out(&self, train: &[ShiftFeatures]) -> Result<Vec<f64>> {
+        let shifts = self.axes.len();
+        if train.len() != shifts {
+            return Err(Error::Invalid(format!(
+                "{} shifts of training features for statistics of {shifts}",
+                train.len()
+            )));
+        }
+        let mut scores: Option<Vec<f64>> = None;
+        for (k, f) in train.iter().enumerate() {
+            let (n, d) = dims(f, k, shifts)?;
+            let axes = &self.axes[k].0;
+            if axes.len() != n * d {
+                return Err(Error::Invalid(format!(
+                    "shift {k}: {n} training images for {} axes",
+                    axes.len() / d.max(1)
+                )));
+            }
+            let z = host(&f.simclr)?;
+            let nearest: Vec<f64> = z
+                .par_chunks(d.max(1))
+                .enumerate()
+                .map(|(i, x)| {
+                    axes.chunks(d.max(1))
+                        .enumerate()
+                        .filter(|(m, _)| *m != i)
+                        .map(|(_, a)| x.iter().zip(a).map(|(p, q)| p * q).sum::<f64>())
+                        .fold(f64::NEG_INFINITY, f64::max)
+                })
+                .collect();
+            let logits = column(&f.shift, k)?;
+            let acc = scores.get_or_insert_with(|| vec![0.0; n]);
+            for i in 0..n {
+                acc[i] += self.w_sim[k] * nearest[i] + self.w_shi[k] * logits[i];
+            }
+        }
+        Ok(scores
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s / shifts as f64)
+            .collect())
+    }
+
+    /// The statistics as named f64 tensors (`axes.K` of shape (M, D), `w_sim`, `w_shi`) and
+    /// the score kind, for saving next to a checkpoint.
+    pub fn to_tensors(&self) -> Result<(Vec<(String, Tensor)>, ScoreKind)> {
+        let dev = candle_core::Device::Cpu;
+        let mut out = Vec::new();
+        for (k, (a, d)) in self.axes.iter().enumerate() {
+            let t = Tensor::from_vec(a.clone(), (a.len() / (*d).max(1), *d), &dev)?;
+            out.push((format!("axes.{k}"), t));
+        }
+        out.push(("w_sim".into(), Tensor::new(self.w_sim.as_slice(), &dev)?));
+        out.push(("w_shi".into(), Tensor::new(self.w_shi.as_slice(), &dev)?));
+        Ok((out, self.kind))
+    }
+
+    /// Rebuilds statistics written by [`CsiStatistics::to_tensors`].
+    pub fn from_tensors(
+        tensors: &std::collections::HashMap<String, Tensor>,
+        kind: ScoreKind,
+    ) -> Result<Self> {
+        let vec = |name: &str| -> Result<Vec<f64>> {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| Error::Invalid(format!("statistics: missing {name}")))?;
+            host(t)
+        };
+        let (w_sim, w_shi) = (vec("w_sim")?, vec("w_shi")?);
+        if w_sim.len() != w_shi.len() || w_sim.is_empty() {
+            return Err(Error::Invalid(
+                "statistics: w_sim and w_shi differ in length".into(),
+            ));
+        }
+        let mut axes = Vec::new();
+        for k in 0..w_sim.len() {
+            let t = tensors
+                .get(&format!("axes.{k}"))
+                .ok_or_else(|| Error::Invalid(format!("statistics: missing axes.{k}")))?;
+            let (_, d) = t.dims2()?;
+            axes.push((host(t)?, d));
+        }
+        Ok(Self {
+            kind,
+            axes,
+            w_sim,
+            w_shi,
+        })
+    }
+
+    /// Shifts K.
+    pub fn shifts(&self) -> usize {
+        self.axes.len()
+    }
+
     /// The score kind.
     pub fn kind(&self) -> ScoreKind {
         self.kind

@@ -16,14 +16,25 @@
 //! # Ok::<(), dia_eval::Error>(())
 //! ```
 //!
-//! **Status:** scoring and metrics are here; feature extraction with test-time augmentation,
-//! reports, `dia eval` and `dia predict` land with the rest of issue #6.
+//! - [`extract_features`]: features averaged over test-time augmentations, seeded per
+//!   (copy, image) so that scores do not depend on the batch size;
+//! - [`evaluate`](fn@evaluate): the whole evaluation, with per-class and pooled metrics;
+//! - [`report`]: `report.json`, `scores.csv` and the ROC / histogram plots ([`plot`]).
 #![warn(missing_docs)]
 
 pub mod csi;
 pub mod error;
+pub mod evaluate;
+pub mod features;
 pub mod metrics;
+pub mod plot;
+pub mod report;
 
 pub use csi::{CsiStatistics, ScoreKind, ShiftFeatures};
 pub use error::{Error, Result};
+pub use evaluate::{
+    check_metadata, evaluate, load_statistics, save_statistics, statistics_path, threshold_at_fpr,
+    ClassResult, EvalSetup, Evaluation, Scored, StatisticsMeta,
+};
+pub use features::{extract_features, TtaConfig};
 pub use metrics::{auroc, average_precision, bootstrap_auroc, fpr_at_tpr, Metrics};

@@ -1,0 +1,120 @@
+//! The files of `dia eval`: `report.json` (every metric, the config, the checkpoint's
+//! metadata, seeds and counts), `scores.csv` (source, label, class, normal, score), `roc.png`
+//! and `scores.png`, and a short text table.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::evaluate::{ClassResult, Evaluation, StatisticsMeta};
+use crate::metrics::Metrics;
+use crate::plot::{plot_histograms, plot_roc, Curve};
+
+/// The content of `report.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// The checkpoint evaluated.
+    pub checkpoint: String,
+    /// Its metadata (mode, shift, normal classes, epoch, ...).
+    pub checkpoint_metadata: BTreeMap<String, String>,
+    /// The evaluation settings.
+    pub evaluation: StatisticsMeta,
+    /// The resolved training / evaluation config.
+    pub config: serde_json::Value,
+    /// Normal classes of the test set.
+    pub normal_classes: Vec<String>,
+    /// Normal training images used as CSI axes.
+    pub n_train_normal: usize,
+    /// All anomalies pooled.
+    pub pooled: Metrics,
+    /// Per anomalous class.
+    pub per_class: Vec<ClassResult>,
+    /// Mean AUROC over anomalous classes.
+    pub mean_class_auroc: f64,
+    /// Seconds the evaluation took.
+    pub seconds: f64,
+}
+
+fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes the four report files into `dir`; returns their paths.
+pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let json = dir.join("report.json");
+    let text = serde_json::to_string_pretty(report).map_err(|e| file_err(&json, e))?;
+    dia_data::atomic::write_atomic(&json, |f| f.write_all(text.as_bytes()))?;
+    let csv = dir.join("scores.csv");
+    let mut rows = String::from("source,label,class,normal,score\n");
+    for s in &eval.scores {
+        rows.push_str(&format!(
+            "{},{},{},{},{}\n",
+            csv_field(&s.source),
+            s.label,
+            csv_field(&s.class),
+            s.normal,
+            s.score
+        ));
+    }
+    dia_data::atomic::write_atomic(&csv, |f| f.write_all(rows.as_bytes()))?;
+    let scores: Vec<f64> = eval.scores.iter().map(|s| s.score).collect();
+    let normal: Vec<bool> = eval.scores.iter().map(|s| s.normal).collect();
+    let roc = dir.join("roc.png");
+    let curve = Curve {
+        label: format!("{:?}", report.evaluation.score).to_lowercase(),
+        scores: &scores,
+        normal: &normal,
+    };
+    plot_roc(
+        &roc,
+        &format!("ROC, normal: {}", report.normal_classes.join(", ")),
+        &[curve],
+    )?;
+    let hist = dir.join("scores.png");
+    plot_histograms(&hist, "scores of the test images", &scores, &normal)?;
+    Ok(vec![json, csv, roc, hist])
+}
+
+/// A short table of the metrics, for the terminal.
+pub fn table(report: &Report) -> String {
+    let row = |name: &str, m: &Metrics| {
+        format!(
+            "{name:<24} {:>6.4} [{:.4}, {:.4}] {:>6.4} {:>8.4} {:>6} {:>6}\n",
+            m.auroc,
+            m.auroc_ci95.0,
+            m.auroc_ci95.1,
+            m.aupr,
+            m.fpr_at_95_tpr,
+            m.n_normal,
+            m.n_anomalous
+        )
+    };
+    let mut t = format!(
+        "{:<24} {:>6} {:>17} {:>6} {:>8} {:>6} {:>6}\n",
+        "anomalies", "AUROC", "95% CI", "AUPR", "FPR@95", "normal", "anom."
+    );
+    for c in &report.per_class {
+        t.push_str(&row(&c.class, &c.metrics));
+    }
+    t.push_str(&row("all (pooled)", &report.pooled));
+    t.push_str(&format!(
+        "mean AUROC over classes: {:.4}\n",
+        report.mean_class_auroc
+    ));
+    t
+}
