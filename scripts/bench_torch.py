@@ -10,7 +10,10 @@ Same models (ResNet-18 with the CSI heads, CIFAR and ImageNet stems, input norma
 (NT-Xent with tau 0.5 and the reference's +1e-8 terms, plus the shift cross-entropy, then LARS
 over SGD as torchlars computes it: momentum 0.9, weight decay 1e-6, trust 0.001), same timing
 (median of --runs after --warmup).
-Needs torch only; uses 2 threads unless --threads says otherwise.
+unet-dissolve-32 runs denoising_diffusion_pytorch 0.27.12's own GaussianDiffusion.p_sample (the
+call DIA makes); csi-score is the reference's formula on random features.
+Needs torch (and denoising_diffusion_pytorch==0.27.12 for unet-dissolve-32); uses 2 threads
+unless --threads says otherwise.
 """
 import argparse
 import json
@@ -79,8 +82,43 @@ def nt_xent(sim, tau=0.5):
     return l[torch.arange(n), idx].sum() / n
 
 
+def unet_workload():
+    # The library the DIA reference uses (spec 2.1); needs denoising_diffusion_pytorch==0.27.12.
+    from denoising_diffusion_pytorch import GaussianDiffusion, Unet
+    unet = Unet(dim=64, dim_mults=(1, 2, 4, 8))
+    diffusion = GaussianDiffusion(unet, image_size=32, timesteps=1000, loss_type="l1").eval()
+    x = torch.rand(64, 3, 32, 32)
+
+    def step():
+        diffusion.p_sample(x, 50)[1].sum()
+
+    return step, 64
+
+
+def csi_workload():
+    # The reference's CSI score (evals/ood_pre.py) on random features: per shift k, axes are
+    # the normalised training features, score = mean_k w_sim*max_m <z, axis_m> + w_shi*logit_k.
+    train = [(torch.randn(5000, 128), torch.randn(5000, 4) + 3) for _ in range(4)]
+    test = [(torch.randn(1000, 128), torch.randn(1000, 4) + 3) for _ in range(4)]
+    axes = [z / (z.norm(dim=1, keepdim=True) + 1e-8) for z, _ in train]
+    w_sim = [1 / z.norm(dim=1).mean() for z, _ in train]
+    w_shi = [1 / l[:, k].mean() for k, (_, l) in enumerate(train)]
+
+    def step():
+        s = 0
+        for k, (z, l) in enumerate(test):
+            s = s + w_sim[k] * (z @ axes[k].t()).max(dim=1)[0] + w_shi[k] * l[:, k]
+        return s / 4
+
+    return step, 1000
+
+
 def workload(name):
     torch.manual_seed(0)
+    if name == "unet-dissolve-32":
+        return unet_workload()
+    if name == "csi-score":
+        return csi_workload()
     imagenet = "imagenet" in name
     size = 64 if imagenet else 32
     model = ResNet18(imagenet)
@@ -92,7 +130,7 @@ def workload(name):
             with torch.no_grad():
                 model(x)[1].sum()
 
-        return step
+        return step, 64
     model.train()
     params = list(model.parameters())
     bufs = [None] * len(params)
@@ -118,10 +156,11 @@ def workload(name):
         loss.backward()
         lars_step()
 
-    return step
+    return step, 64
 
 
-WORKLOADS = ["encoder-train-cifar32", "encoder-eval-cifar32", "encoder-train-imagenet64"]
+WORKLOADS = ["encoder-train-cifar32", "encoder-eval-cifar32", "encoder-train-imagenet64",
+             "unet-dissolve-32", "csi-score"]
 
 
 def main():
@@ -137,7 +176,7 @@ def main():
     if not a.json:
         print(f"{'workload':<26} {'images/s':>10} {'median s':>10} {'runs':>5} {'peak RSS MiB':>14}   (torch {torch.__version__}, threads {a.threads})")
     for name in names:
-        step = workload(name)
+        step, images = workload(name)
         for _ in range(a.warmup):
             step()
         times = []
@@ -148,10 +187,10 @@ def main():
         med = statistics.median(times)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if a.json:
-            print(json.dumps({"workload": name, "images_per_s": 64 / med, "median_s": med, "runs": a.runs,
+            print(json.dumps({"workload": name, "images_per_s": images / med, "median_s": med, "runs": a.runs,
                               "peak_rss_mib": peak, "impl": f"torch {torch.__version__}"}))
         else:
-            print(f"{name:<26} {64 / med:>10.1f} {med:>10.4f} {a.runs:>5} {peak:>14.0f}")
+            print(f"{name:<26} {images / med:>10.1f} {med:>10.4f} {a.runs:>5} {peak:>14.0f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ use dia_transforms::{Shift, SimclrAugmentation};
 use rand::SeedableRng;
 
 /// The workloads, with what each one times.
-pub const WORKLOADS: [(&str, &str); 3] = [
+pub const WORKLOADS: [(&str, &str); 5] = [
     (
         "encoder-train-cifar32",
         "ResNet-18 (CIFAR stem), 32x32, 64 images (8 x 4 rotations x 2 views): the CSI training step (forward, NT-Xent + shift CE, backward, LARS)",
@@ -22,6 +22,14 @@ pub const WORKLOADS: [(&str, &str); 3] = [
     (
         "encoder-train-imagenet64",
         "ResNet-18 (ImageNet stem), 64x64, 64 images: the CSI training step as above",
+    ),
+    (
+        "unet-dissolve-32",
+        "UNet(dim=64, dim_mults=(1,2,4,8)), 32x32, 64 images: one dissolving step (eps prediction, clamped x0 at t = 50)",
+    ),
+    (
+        "csi-score",
+        "CSI score of 1000 test images against 5000 training axes, D = 128, K = 4 (images = test images)",
     ),
 ];
 
@@ -84,11 +92,47 @@ fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
     }))
 }
 
+fn unet_workload() -> Result<Step> {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (unet, _) =
+        dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), &mut rng, &dev)?;
+    let ddpm = dia_diffusion::GaussianDiffusion::new(unet, dia_diffusion::Schedule::cosine(1000));
+    let x = dia_nn::init::uniform((64, 3, 32, 32), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+    Ok(Box::new(move || {
+        let _: Tensor = ddpm.x_start(&x, 50)?.0.sum_all()?;
+        Ok(())
+    }))
+}
+
+fn csi_workload() -> Result<Step> {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut feats = |n: usize| -> Result<Vec<dia_eval::ShiftFeatures>> {
+        (0..4)
+            .map(|_| {
+                Ok(dia_eval::ShiftFeatures {
+                    simclr: dia_nn::init::normal((n, 128), 1.0, &mut rng, &dev)?,
+                    shift: dia_nn::init::normal((n, 4), 1.0, &mut rng, &dev)?.affine(1.0, 3.0)?,
+                })
+            })
+            .collect()
+    };
+    let (train, test) = (feats(5000)?, feats(1000)?);
+    let stats = dia_eval::CsiStatistics::fit(&train, dia_eval::ScoreKind::Csi)?;
+    Ok(Box::new(move || {
+        stats.score(&test)?;
+        Ok(())
+    }))
+}
+
 fn workload(name: &str) -> Result<(Step, usize)> {
     Ok(match name {
         "encoder-train-cifar32" => (encoder_workload(Arch::ResNet18, 32, true)?, 64),
         "encoder-eval-cifar32" => (encoder_workload(Arch::ResNet18, 32, false)?, 64),
         "encoder-train-imagenet64" => (encoder_workload(Arch::ResNet18ImageNet, 64, true)?, 64),
+        "unet-dissolve-32" => (unet_workload()?, 64),
+        "csi-score" => (csi_workload()?, 1000),
         other => bail!(
             "unknown workload {other:?}; available: {}",
             WORKLOADS.map(|w| w.0).join(", ")

@@ -98,9 +98,32 @@ fn column(t: &Tensor, k: usize) -> Result<Vec<f64>> {
     host(&t.narrow(1, k, 1)?)
 }
 
-// Scores are computed on the host in f64, one test image at a time, in a fixed order: a score
-// then does not depend on how many images are scored together (a batched f32 matmul does, by
-// rounding), which the batch-size invariance of `dia eval` relies on.
+/// Test rows per f64 product in [`nearest_axis`]; every product has exactly this many rows.
+const SCORE_BLOCK: usize = 64;
+
+/// `max_m ⟨z_i, axis_m⟩` for every row of `z`, in f64. The products run on blocks of exactly
+/// [`SCORE_BLOCK`] rows (the last one zero-padded): gemm picks its kernels by matrix size, so
+/// a fixed size keeps a score independent of how many images are scored together, which the
+/// batch-size invariance of `dia eval` relies on.
+fn nearest_axis(z: &Tensor, axes: &[f64], d: usize) -> Result<Vec<f64>> {
+    let dev = candle_core::Device::Cpu;
+    let m = axes.len() / d.max(1);
+    let axes_t = Tensor::from_slice(axes, (m, d), &dev)?.t()?.contiguous()?;
+    let z = z.to_dtype(DType::F64)?.to_device(&dev)?;
+    let n = z.dim(0)?;
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(SCORE_BLOCK) {
+        let len = SCORE_BLOCK.min(n - start);
+        let mut block = z.narrow(0, start, len)?;
+        if len < SCORE_BLOCK {
+            let pad = Tensor::zeros((SCORE_BLOCK - len, d), DType::F64, &dev)?;
+            block = Tensor::cat(&[&block, &pad], 0)?;
+        }
+        let best = block.matmul(&axes_t)?.max(1)?.to_vec1::<f64>()?;
+        out.extend_from_slice(&best[..len]);
+    }
+    Ok(out)
+}
 impl CsiStatistics {
     /// Computes the axes and weights from the normal training images, one [`ShiftFeatures`]
     /// per shift.
@@ -163,15 +186,7 @@ impl CsiStatistics {
                     "shift {k}: test features have dimension {d}, the training axes {da}"
                 )));
             }
-            let z = host(&f.simclr)?;
-            let nearest: Vec<f64> = z
-                .par_chunks(d.max(1))
-                .map(|x| {
-                    axes.chunks(d.max(1))
-                        .map(|a| x.iter().zip(a).map(|(p, q)| p * q).sum::<f64>())
-                        .fold(f64::NEG_INFINITY, f64::max)
-                })
-                .collect();
+            let nearest = nearest_axis(&f.simclr, axes, d)?;
             let logits = column(&f.shift, k)?;
             let acc = scores.get_or_insert_with(|| vec![0.0; n]);
             if acc.len() != n {
