@@ -1,17 +1,22 @@
 //! `cargo xtask`: project automation that is not part of the `dia` tool.
 //!
-//! - `make-sample`: rebuilds the embedded Fashion-MNIST sample in `datasets/` from the Debian
-//!   package `dataset-fashion-mnist`.
+//! - `fetch-datasets [NAME..]`: download, verify and lay out the paper's datasets from the
+//!   manifests in `datasets/` (see `docs/datasets.md`);
+//! - `convert encoder|ddpm IN OUT.safetensors`: PyTorch checkpoints of the reference to ours;
+//! - `make-sample`: rebuild the embedded Fashion-MNIST sample from the Debian package.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use std::io::Write;
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use dia_data::atomic::write_atomic;
-use dia_data::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};
-use sha2::{Digest, Sha256};
+mod convert;
+mod download;
+mod extract;
+mod fetch;
+mod manifest;
+mod sample;
 
 #[derive(Parser)]
 #[command(about = "Project automation for dia")]
@@ -20,8 +25,48 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// A reference encoder (`last.model`, `best_*.model`).
+    Encoder,
+    /// A lucidrains Trainer DDPM checkpoint (`model-N.pt`).
+    Ddpm,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Download, verify and lay out datasets (all when no name is given; --list shows them).
+    FetchDatasets {
+        /// Dataset names (manifests `datasets/<name>.yaml`).
+        names: Vec<String>,
+        /// Where datasets go.
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Folder of the manifests.
+        #[arg(long, default_value = "datasets")]
+        manifests: PathBuf,
+        /// Folder of the split files.
+        #[arg(long, default_value = "datasets/splits")]
+        splits: PathBuf,
+        /// Use this local file instead of downloading (for account-only sources; one dataset).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// List the datasets and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Convert a PyTorch checkpoint of the reference to safetensors.
+    Convert {
+        /// What the checkpoint holds.
+        kind: Kind,
+        /// The PyTorch file (or hf://OWNER/REPO/FILE with the `hub` feature).
+        input: String,
+        /// The safetensors file to write.
+        output: PathBuf,
+        /// Resolution the DDPM was trained at (ddpm only).
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+    },
     /// Rebuild the embedded Fashion-MNIST sample: the first N images of every class from the
     /// train and test splits of the Debian package `dataset-fashion-mnist`.
     MakeSample {
@@ -40,88 +85,88 @@ enum Command {
     },
 }
 
-fn sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
-}
-
-/// The first `per_class` images of each class, in file order.
-fn first_per_class(
-    images: &IdxArray,
-    labels: &IdxArray,
-    per_class: usize,
-) -> Result<(IdxArray, IdxArray)> {
-    let (n, h, w) = match images.dims[..] {
-        [n, h, w] => (n, h, w),
-        _ => bail!("unexpected image dims {:?}", images.dims),
-    };
-    let mut taken = [0usize; 256];
-    let (mut img, mut lab) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let l = labels.data[i];
-        if taken[l as usize] < per_class {
-            taken[l as usize] += 1;
-            img.extend_from_slice(&images.data[i * h * w..(i + 1) * h * w]);
-            lab.push(l);
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
-    let count = lab.len();
-    Ok((
-        IdxArray {
-            dims: vec![count, h, w],
-            data: img,
-        },
-        IdxArray {
-            dims: vec![count],
-            data: lab,
-        },
-    ))
 }
 
-fn find(dir: &Path, name: &str) -> Result<PathBuf> {
-    [dir.join(format!("{name}.gz")), dir.join(name)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!(
-                "{name}(.gz) not found in {} (install it with `apt-get install dataset-fashion-mnist`)",
-                dir.display()
-            )
-        })
-}
-
-fn make_sample(source: &Path, out: &Path, train_n: usize, test_n: usize) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for (split, per_class) in [("train", train_n), ("t10k", test_n)] {
-        let img_path = find(source, &format!("{split}-images-idx3-ubyte"))?;
-        let lab_path = find(source, &format!("{split}-labels-idx1-ubyte"))?;
-        let (img, lab) = first_per_class(&read_idx(&img_path)?, &read_idx(&lab_path)?, per_class)?;
-        println!("{}  sha256 {}", img_path.display(), sha256(&img_path)?);
-        println!("{}  sha256 {}", lab_path.display(), sha256(&lab_path)?);
-        for (name, arr) in [("images-idx3", &img), ("labels-idx1", &lab)] {
-            let dst = out.join(format!("{split}-{name}-ubyte.gz"));
-            write_idx(&dst, arr)?;
-            println!(
-                "wrote {} ({} entries, sha256 {})",
-                dst.display(),
-                arr.dims[0],
-                sha256(&dst)?
-            );
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::FetchDatasets {
+            names,
+            dir,
+            manifests,
+            splits,
+            from,
+            list,
+        } => {
+            let all = manifest::all(&manifests)?;
+            if list {
+                for m in &all {
+                    println!("{:<16} {} ({})", m.name, m.title, m.licence);
+                }
+                return Ok(());
+            }
+            let chosen: Vec<&manifest::Manifest> = if names.is_empty() {
+                all.iter().collect()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        all.iter().find(|m| &m.name == n).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "unknown dataset {n:?}; known: {}",
+                                all.iter()
+                                    .map(|m| m.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            if from.is_some() && chosen.len() != 1 {
+                bail!("--from goes with exactly one dataset name");
+            }
+            let opts = fetch::FetchOptions {
+                dir: &dir,
+                from: from.as_deref(),
+                splits: &splits,
+            };
+            let mut failed = Vec::new();
+            for m in chosen {
+                if let Err(e) = fetch::fetch(m, &opts) {
+                    eprintln!("{}: {e:#}", m.name);
+                    failed.push(m.name.clone());
+                }
+            }
+            if !failed.is_empty() {
+                bail!("not fetched: {}", failed.join(", "));
+            }
+            Ok(())
         }
-    }
-    let classes = out.join("classes.txt");
-    let text = FASHION_MNIST_CLASSES.join("\n") + "\n";
-    write_atomic(&classes, |f| f.write_all(text.as_bytes()))?;
-    Ok(())
-}
-
-fn main() -> Result<()> {
-    match Cli::parse().command {
+        Command::Convert {
+            kind,
+            input,
+            output,
+            image_size,
+        } => {
+            let input = dia_data::hub::resolve(&input)?;
+            match kind {
+                Kind::Encoder => convert::encoder(&input, &output),
+                Kind::Ddpm => convert::ddpm(&input, &output, image_size),
+            }
+        }
         Command::MakeSample {
             source,
             out,
             train_per_class,
             test_per_class,
-        } => make_sample(&source, &out, train_per_class, test_per_class),
+        } => sample::make_sample(&source, &out, train_per_class, test_per_class),
     }
 }

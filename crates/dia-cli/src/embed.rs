@@ -29,7 +29,13 @@ pub struct EmbedArgs {
     image_size: Option<usize>,
 }
 
+/// `path`, or the local copy of an `hf://OWNER/REPO/FILE` reference (feature `hub`).
+pub(crate) fn local_path(path: &Path) -> Result<PathBuf> {
+    Ok(dia_data::hub::resolve(&path.to_string_lossy())?)
+}
+
 fn load_model(path: &Path) -> Result<ResNet18> {
+    let path = &local_path(path)?;
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     Ok(if is_safetensors {
         load_checkpoint(path, &Device::Cpu)?.0

@@ -62,6 +62,7 @@ fn progress_bar() -> ProgressBar {
 }
 
 fn load_model(path: &Path) -> Result<(ResNet18, HashMap<String, String>)> {
+    let path = &crate::embed::local_path(path)?;
     if path.extension().is_some_and(|e| e == "safetensors") {
         Ok(load_checkpoint(path, &Device::Cpu)?)
     } else {

@@ -38,6 +38,7 @@ pub mod check;
 pub mod dataset;
 pub mod error;
 pub mod folder;
+pub mod hub;
 pub mod idx;
 pub mod image_io;
 pub mod loader;

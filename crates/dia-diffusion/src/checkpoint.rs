@@ -261,8 +261,11 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(GaussianDiffusio
     Ok((ddpm, meta))
 }
 
-/// Loads a DDPM from either format, by extension: `.safetensors`, or a PyTorch file.
+/// Loads a DDPM from either format, by extension: `.safetensors`, or a PyTorch file. An
+/// `hf://OWNER/REPO/FILE` path is fetched from the Hub first (dia-data's `hub` feature).
 pub fn load_any(path: &Path, device: &Device) -> Result<(GaussianDiffusion, DdpmMeta)> {
+    let resolved = dia_data::hub::resolve(&path.to_string_lossy())?;
+    let path = resolved.as_path();
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => load_checkpoint(path, device),
         _ => load_trainer_checkpoint(path, 32, device),
@@ -277,11 +280,15 @@ pub fn convert_trainer_checkpoint(
     image_size: usize,
 ) -> Result<(DdpmMeta, usize)> {
     let tensors = read_trainer_checkpoint(input, "model")?;
-    let (_, meta) = load_trainer_checkpoint(input, image_size, &Device::Cpu)?;
-    let sorted: BTreeMap<String, Tensor> = tensors
+    let (ddpm, meta) = load_trainer_checkpoint(input, image_size, &Device::Cpu)?;
+    let mut sorted: BTreeMap<String, Tensor> = tensors
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(candle_core::DType::F32)?)))
         .collect::<Result<_>>()?;
+    // A state dict without the schedule buffers gets the recomputed ones.
+    for (k, v) in ddpm.schedule().to_tensors()? {
+        sorted.entry(k).or_insert(v);
+    }
     save_tensors(output, &sorted, &meta)?;
     Ok((meta, sorted.len()))
 }
