@@ -51,7 +51,7 @@ pub struct EvalArgs {
     seed: u64,
 }
 
-fn progress_bar() -> ProgressBar {
+pub fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>15} [{bar:30}] {pos}/{len} ({eta})")
@@ -89,10 +89,42 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     let cfg: TrainConfig = crate::train::read_config(&cfg_path)?;
     let out_dir = args.output.clone().unwrap_or(default_out);
-    let (model, meta) = load_model(&ckpt)?;
+    let tta = TtaConfig {
+        ood_samples: args.ood_samples,
+        resize_factor: args.resize_factor,
+        resize_fix: !args.no_resize_fix,
+        hflip: true,
+        batch_size: args.batch_size,
+        seed: args.seed,
+    };
+    let bar = progress_bar();
+    let (report, files) = evaluate_checkpoint(&cfg, &ckpt, &out_dir, args.score, tta, &bar)?;
+    bar.finish_and_clear();
+    print!("{}", table(&report));
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    println!(
+        "training statistics for dia predict: {}",
+        statistics_path(&ckpt).display()
+    );
+    Ok(())
+}
+
+/// Evaluates `ckpt` (trained with `cfg`) and writes the report into `out_dir`; also saves the
+/// training statistics next to the checkpoint. Returns the report and the files written.
+pub fn evaluate_checkpoint(
+    cfg: &TrainConfig,
+    ckpt: &Path,
+    out_dir: &Path,
+    score: ScoreKind,
+    tta: TtaConfig,
+    bar: &ProgressBar,
+) -> Result<(Report, Vec<PathBuf>)> {
+    let (model, meta) = load_model(ckpt)?;
     let enc = model.config();
     check_metadata(
-        &ckpt,
+        ckpt,
         &meta,
         &[
             ("mode", "dia.mode", serde_json::to_string(&cfg.mode)?),
@@ -129,12 +161,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             dia_transforms::K_SHIFT
         );
     }
+    if cfg.normal_classes.is_empty() {
+        bail!("evaluation needs normal_classes (the one-class protocol): with every class normal there is no anomaly to score");
+    }
     let size = cfg.image_size.map(|s| (s, s));
     let train = cfg.data.open(Split::Train, size)?;
     let test = cfg.data.open(Split::Test, size)?;
-    if cfg.normal_classes.is_empty() {
-        bail!("{}: evaluation needs normal_classes (the one-class protocol): with every class normal there is no anomaly to score", cfg_path.display());
-    }
     let resolve = |ds: &dyn dia_data::Dataset| -> Result<Vec<usize>> {
         cfg.normal_classes
             .iter()
@@ -146,14 +178,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let train_indices: Vec<usize> = (0..train.len())
         .filter(|&i| train_labels.contains(&train.label(i)))
         .collect();
-    let tta = TtaConfig {
-        ood_samples: args.ood_samples,
-        resize_factor: args.resize_factor,
-        resize_fix: !args.no_resize_fix,
-        hflip: true,
-        batch_size: args.batch_size,
-        seed: args.seed,
-    };
     let setup = EvalSetup {
         model: &model,
         train: train.as_ref(),
@@ -162,32 +186,34 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         normal_labels,
         shift: cfg.shift_trans_type.shift,
         k_shift: enc.k_shift,
-        score: args.score,
+        score,
         tta,
-        bootstrap_seed: args.seed,
+        bootstrap_seed: tta.seed,
     };
     let start = Instant::now();
-    let bar = progress_bar();
     let result = evaluate(&setup, &mut |stage, done, total| {
         bar.set_prefix(stage.to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
-    bar.finish_and_clear();
     let smeta = StatisticsMeta {
-        score: args.score,
+        score,
         shift: cfg.shift_trans_type.shift.name().to_string(),
         k_shift: enc.k_shift,
         tta,
         image_size: cfg.image_size,
     };
-    let stats_path = statistics_path(&ckpt);
-    save_statistics(&stats_path, &result.stats, &result.calibration, &smeta)?;
+    save_statistics(
+        &statistics_path(ckpt),
+        &result.stats,
+        &result.calibration,
+        &smeta,
+    )?;
     let report = Report {
         checkpoint: ckpt.display().to_string(),
         checkpoint_metadata: meta.into_iter().collect::<BTreeMap<_, _>>(),
         evaluation: smeta,
-        config: serde_json::to_value(&cfg)?,
+        config: serde_json::to_value(cfg)?,
         normal_classes: cfg.normal_classes.clone(),
         n_train_normal: train_indices.len(),
         pooled: result.pooled,
@@ -195,16 +221,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         mean_class_auroc: result.mean_class_auroc,
         seconds: start.elapsed().as_secs_f64(),
     };
-    let files = write_report(&out_dir, &report, &result)?;
-    print!("{}", table(&report));
-    for f in files {
-        println!("wrote {}", f.display());
-    }
-    println!(
-        "training statistics for dia predict: {}",
-        stats_path.display()
-    );
-    Ok(())
+    let files = write_report(out_dir, &report, &result)?;
+    Ok((report, files))
 }
 
 #[derive(Args)]

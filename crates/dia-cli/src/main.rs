@@ -10,6 +10,8 @@ mod data;
 mod ddpm;
 mod embed;
 mod eval;
+mod experiment;
+mod quickstart;
 mod train;
 
 #[derive(Parser)]
@@ -25,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train and compare CSI and DIA on the embedded sample (about 10 minutes; no download).
+    Quickstart(quickstart::QuickstartArgs),
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -42,6 +46,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Score new images with an evaluated encoder (CSV), optionally with a threshold.
     Predict(eval::PredictArgs),
+    /// Run a grid of methods x normal classes x seeds and write one results table.
+    Experiment(experiment::ExperimentArgs),
     /// Throughput of the hot paths (compare with scripts/bench_torch.py on the same machine).
     Bench(bench::BenchArgs),
 }
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
+        Command::Quickstart(args) => quickstart::run(args).map(|()| ExitCode::SUCCESS),
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
         Command::TrainDdpm(args) => ddpm::train_ddpm(args).map(|()| ExitCode::SUCCESS),
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => eval::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Predict(args) => eval::predict(args).map(|()| ExitCode::SUCCESS),
+        Command::Experiment(args) => experiment::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -241,7 +241,15 @@ fn every_shipped_config_parses_and_validates() {
     for entry in std::fs::read_dir(root().join("configs")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with("-ddpm.yaml") {
+        if name.ends_with("-experiment.yaml") {
+            let out = dia(&["experiment", "--config", path.to_str().unwrap(), "--check"]);
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        } else if name.ends_with("-ddpm.yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
             let cfg: dia_diffusion::DdpmConfig =
                 serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -257,7 +265,7 @@ fn every_shipped_config_parses_and_validates() {
             n += 1;
         }
     }
-    assert!(n >= 3);
+    assert!(n >= 30, "{n} configs");
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub mod step;
 pub mod train;
 
 pub use batch::{BatchBuilder, ContrastiveBatch};
-pub use config::{EncoderSpec, Mode, TrainConfig};
+pub use config::{DiffusionSpec, EncoderSpec, Mode, TrainConfig};
 pub use error::{Error, Result};
 pub use lars::{Lars, LarsConfig};
 pub use loss::{normalize, nt_xent, nt_xent_neg, NegMode};

@@ -85,6 +85,10 @@ pub struct DdpmConfig {
     /// EMA update period in steps.
     #[serde(default = "d_ema_every")]
     pub ema_update_every: u64,
+    /// Zero padding on every side instead of resizing (MedMNIST: 28 + 2·2 = 32, as the
+    /// reference's `Pad(2)`, spec §2.2); the images are then loaded at their own size.
+    #[serde(default)]
+    pub pad: usize,
     /// Random horizontal flip of the training images.
     #[serde(default = "d_true")]
     pub hflip: bool,

@@ -219,7 +219,19 @@ pub fn train(
     std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
     let dev = Device::Cpu;
     let size = cfg.image_size;
-    let data: Arc<dyn Dataset> = cfg.data.open(Split::Train, Some((size, size)))?;
+    let data: Arc<dyn Dataset> = if cfg.pad > 0 {
+        let d = cfg.data.open(Split::Train, None)?;
+        let (h, w) = d.image_size();
+        if h + 2 * cfg.pad != size || w + 2 * cfg.pad != size {
+            return Err(Error::Config(format!(
+                "pad {}: images of {h}x{w} padded on every side do not make image_size {size}",
+                cfg.pad
+            )));
+        }
+        d
+    } else {
+        cfg.data.open(Split::Train, Some((size, size)))?
+    };
     let indices = class_indices(&cfg.normal_classes, data.as_ref())?;
     let loader = BatchLoader::new(Arc::clone(&data), indices, cfg.batch_size)?
         .shuffle(cfg.seed)
@@ -341,6 +353,9 @@ pub fn train(
             let bs = cfg.batch_size;
             let idx = order[pos * bs..((pos + 1) * bs).min(order.len())].to_vec();
             let mut x = load_batch(data.as_ref(), idx)?.images;
+            if cfg.pad > 0 {
+                x = dia_transforms::pad_zeros(&x, cfg.pad)?;
+            }
             if cfg.hflip {
                 x = random_hflip(&x, &mut rng)?;
             }

@@ -84,6 +84,7 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("false-positive rate (normal images flagged)")
             .y_desc("true-positive rate (anomalies found)")
             .draw()
@@ -92,7 +93,16 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
             .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
             .map_err(plot_err)?;
         for (i, c) in curves.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            // Distinct, readable on white (Palette99's third colour is a pale yellow).
+            const COLORS: [RGBColor; 6] = [
+                RGBColor(31, 119, 180),
+                RGBColor(214, 39, 40),
+                RGBColor(44, 160, 44),
+                RGBColor(148, 103, 189),
+                RGBColor(255, 127, 14),
+                RGBColor(0, 0, 0),
+            ];
+            let color = COLORS[i % COLORS.len()].to_rgba();
             let auroc = crate::metrics::auroc(c.scores, c.normal)?;
             chart
                 .draw_series(LineSeries::new(
@@ -159,6 +169,7 @@ pub fn plot_histograms(path: &Path, title: &str, scores: &[f64], normal: &[bool]
             .map_err(plot_err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("score (higher = more normal)")
             .y_desc("fraction of images")
             .draw()

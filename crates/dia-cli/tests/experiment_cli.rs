@@ -1,0 +1,108 @@
+//! `dia quickstart` (at a tiny, hidden scale) and `dia experiment`: the report, the plots, the
+//! results table, and resumption (a finished cell is not re-run).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dia"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn quickstart_writes_the_report_with_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("qs");
+    let stdout = ok(&dia(&[
+        "quickstart",
+        "--tiny",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("report:"), "{stdout}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for m in ["| csi |", "| dia-diffusion |", "| dia-gaussian |"] {
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(m))
+            .unwrap_or_else(|| panic!("{m} missing:\n{report}"));
+        let auroc: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+        assert!((0.0..=1.0).contains(&auroc), "{row}");
+    }
+    for png in ["roc.png", "dissolve.png"] {
+        assert!(image::open(out.join(png)).unwrap().width() > 100, "{png}");
+    }
+    // A second run reuses every finished cell (and the DDPM) instead of training again.
+    let t = std::time::Instant::now();
+    ok(&dia(&[
+        "quickstart",
+        "--tiny",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(t.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn experiment_runs_a_grid_and_tabulates_mean_and_std() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("grid-experiment.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "train:\n  data: {{format: idx, dir: {}}}\n  image_size: 32\n  mode: csi\n  shift_trans_type: rotation\n  encoder: {{arch: resnet18, width: 4}}\n  epochs: 1\n  batch_size: 16\n  max_iterations_per_epoch: 2\nmethods: [csi, dia-median]\nnormal_classes: [Trouser, Bag]\nseeds: [0, 1]\neval: {{ood_samples: 1}}\n",
+            root().join("datasets/fashion-mnist-sample").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("grid");
+    let check = ok(&dia(&[
+        "experiment",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--check",
+    ]));
+    assert!(check.contains("8 cells"), "{check}");
+    let table = ok(&dia(&[
+        "experiment",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]));
+    assert!(table.contains("| csi |") && table.contains("±"), "{table}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    assert!(out
+        .join("dia-median/trouser/seed-1/eval/report.json")
+        .is_file());
+    // A method without its section is refused up front.
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("dia-median", "dia-diffusion");
+    std::fs::write(&bad, text).unwrap();
+    let r = dia(&["experiment", "--config", bad.to_str().unwrap(), "--check"]);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("ddpm"));
+}
