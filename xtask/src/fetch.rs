@@ -155,6 +155,9 @@ fn build(m: &Manifest, files: &[PathBuf], work: &Path, splits: &Path) -> Result<
             for f in files {
                 std::fs::copy(f, out.join(f.file_name().expect("a file")))?;
             }
+            if let Some(classes) = &m.classes {
+                std::fs::write(out.join("classes.txt"), classes.join("\n") + "\n")?;
+            }
             Ok(())
         }
         Format::CifarBinary => {

@@ -116,6 +116,9 @@ pub struct Manifest {
     /// A local copy that replaces the download when present (Debian's Fashion-MNIST).
     #[serde(default)]
     pub local_path: Option<PathBuf>,
+    /// Class names by label, written to `classes.txt` (IDX and NPZ sets).
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
     /// Notes for people (sizes, counts, quirks).
     #[serde(default)]
     pub notes: Option<String>,

@@ -267,12 +267,7 @@ pub fn run_cell(
     let report_path = dir.join("eval").join("report.json");
     let timing = dir.join("train_seconds.txt");
     if !report_path.is_file() {
-        let state = dir.join("last.state.json");
-        let done = std::fs::read_to_string(&state)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["epochs_done"].as_u64())
-            .unwrap_or(0) as usize;
+        let done = dia_contrastive::epochs_done(dir).unwrap_or(0);
         if done < cfg.epochs {
             let t = Instant::now();
             let mut on_step = |s: &dia_contrastive::StepInfo| {

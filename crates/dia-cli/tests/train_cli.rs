@@ -89,8 +89,7 @@ fn csi_and_dia_runs_lower_the_loss_and_write_their_run_directory() {
             "config.yaml",
             "metrics.csv",
             "last.safetensors",
-            "last.optim.safetensors",
-            "last.state.json",
+            "last.train.safetensors",
         ] {
             assert!(run.join(f).is_file(), "{mode}: {f} missing");
         }
@@ -292,7 +291,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while !b.join("last.state.json").exists() && start.elapsed().as_secs() < 60 {
+    while !b.join("last.train.safetensors").exists() && start.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = child.kill();

@@ -39,4 +39,4 @@ pub use loss::{normalize, nt_xent, nt_xent_neg, NegMode};
 pub use optim::sgd_step;
 pub use schedule::{LrStepper, WarmupCosine};
 pub use step::{losses, train_step, StepLosses, TEMPERATURE};
-pub use train::{train, RunOptions, StepInfo, TrainSummary};
+pub use train::{epochs_done, train, RunOptions, StepInfo, TrainSummary, TRAIN_FILE};

@@ -2,8 +2,10 @@
 //!
 //! A run directory holds `config.yaml` (the resolved configuration), `metrics.csv` (one row per
 //! iteration: epoch, iteration, loss terms, lr), and the last checkpoint: `last.safetensors`
-//! (the encoder, reference names, metadata), `last.optim.safetensors` (LARS momentum buffers)
-//! and `last.state.json` (finished epochs, LR stepper). All are written atomically at the end
+//! (the encoder, reference names, metadata) and `last.train.safetensors` (everything a resume
+//! needs in one file, so that it can never be torn between two epochs: the encoder with its
+//! batch-norm statistics, the LARS momentum buffers, and the finished epochs and LR stepper in
+//! its metadata). All are written atomically at the end
 //! of every `save_every`-th epoch, so an interrupted run resumes from its last checkpoint.
 //!
 //! Resume is exact: the data order and every random choice of epoch e come from generators
@@ -18,7 +20,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use dia_data::atomic::write_atomic;
 use dia_data::{resolve_class, BatchLoader, Dataset, Split};
-use dia_encoder::{load_checkpoint, save_checkpoint, EncoderConfig, ResNet18, Source};
+use dia_encoder::{save_checkpoint, EncoderConfig, ResNet18, Source};
 use dia_transforms::{BlurDissolver, Dissolve, DissolveKind, SimclrAugmentation, K_SHIFT};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -135,11 +137,83 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     Ok(write_atomic(path, |f| f.write_all(text.as_bytes()))?)
 }
 
-fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let mut entries: Vec<(&String, &Tensor)> = tensors.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::serialize(entries, None).map_err(|e| run_err(path, e))?;
+/// The resume file of a run directory.
+pub const TRAIN_FILE: &str = "last.train.safetensors";
+const STATE_KEY: &str = "dia.run_state";
+
+fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState) -> Result<()> {
+    let mut entries: Vec<(String, Tensor)> = model
+        .state_dict()?
+        .into_iter()
+        .map(|(k, v)| (format!("model.{k}"), v))
+        .chain(
+            lars.export(model.vars())
+                .into_iter()
+                .map(|(k, v)| (format!("lars.{k}"), v)),
+        )
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let meta = HashMap::from([
+        (
+            STATE_KEY.to_string(),
+            serde_json::to_string(state).map_err(|e| run_err(path, e))?,
+        ),
+        (
+            dia_encoder::checkpoint::CONFIG_KEY.to_string(),
+            serde_json::to_string(&model.config()).map_err(|e| run_err(path, e))?,
+        ),
+    ]);
+    let bytes = safetensors::serialize(entries.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .map_err(|e| run_err(path, e))?;
     Ok(write_atomic(path, |f| f.write_all(&bytes))?)
+}
+
+type TrainParts = (
+    RunState,
+    EncoderConfig,
+    HashMap<String, Tensor>,
+    HashMap<String, Tensor>,
+);
+
+fn read_train_file(path: &Path) -> Result<TrainParts> {
+    let bytes = std::fs::read(path).map_err(|e| run_err(path, e))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| run_err(path, format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let get = |k: &str| {
+        meta.get(k).ok_or_else(|| {
+            run_err(
+                path,
+                format!("no {k} metadata: not a dia train resume file"),
+            )
+        })
+    };
+    let state: RunState = serde_json::from_str(get(STATE_KEY)?).map_err(|e| run_err(path, e))?;
+    let enc: EncoderConfig = serde_json::from_str(get(dia_encoder::checkpoint::CONFIG_KEY)?)
+        .map_err(|e| run_err(path, e))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| run_err(path, e))?;
+    let (mut weights, mut buffers) = (HashMap::new(), HashMap::new());
+    for (k, v) in tensors {
+        if let Some(n) = k.strip_prefix("model.") {
+            weights.insert(n.to_string(), v);
+        } else if let Some(n) = k.strip_prefix("lars.") {
+            buffers.insert(n.to_string(), v);
+        } else {
+            return Err(run_err(path, format!("unexpected tensor {k:?}")));
+        }
+    }
+    Ok((state, enc, weights, buffers))
+}
+
+/// Epochs finished by the run in `run_dir` according to its resume file (`None` without one).
+pub fn epochs_done(run_dir: &Path) -> Option<usize> {
+    let bytes = std::fs::read(run_dir.join(TRAIN_FILE)).ok()?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    let json = header.metadata().as_ref()?.get(STATE_KEY)?.clone();
+    serde_json::from_str::<RunState>(&json)
+        .ok()
+        .map(|s| s.epochs_done)
 }
 
 /// Trains an encoder as configured, in `run_dir`; `on_step` sees every iteration.
@@ -161,8 +235,7 @@ pub fn train(
     let dissolver = dissolver(cfg)?;
 
     let ckpt = run_dir.join("last.safetensors");
-    let optim_path = run_dir.join("last.optim.safetensors");
-    let state_path = run_dir.join("last.state.json");
+    let train_path = run_dir.join(TRAIN_FILE);
     let metrics_path = run_dir.join("metrics.csv");
     let schedule = WarmupCosine {
         base_lr: cfg.lr,
@@ -183,11 +256,9 @@ pub fn train(
         }
     }
     let (model, mut state, mut metrics) = if opts.resume {
-        let (model, _) = load_checkpoint(&ckpt, &dev)?;
-        let text = std::fs::read_to_string(&state_path).map_err(|e| run_err(&state_path, e))?;
-        let state: RunState = serde_json::from_str(&text).map_err(|e| run_err(&state_path, e))?;
-        let buffers = candle_core::safetensors::load(&optim_path, &dev)
-            .map_err(|e| run_err(&optim_path, e))?;
+        let (state, enc, weights, buffers) = read_train_file(&train_path)?;
+        let model = ResNet18::new(enc, Source::Tensors(&weights), &dev)
+            .map_err(|e| run_err(&train_path, e))?;
         lars.import(model.vars(), &buffers)?;
         // Keep the metrics of the checkpointed epochs only.
         let old = std::fs::read_to_string(&metrics_path).map_err(|e| run_err(&metrics_path, e))?;
@@ -298,12 +369,8 @@ pub fn train(
                 ),
                 ("dia.epoch".to_string(), epoch.to_string()),
             ]);
-            save_checkpoint(&model, &ckpt, &meta)?;
-            save_tensors(&optim_path, &lars.export(model.vars()))?;
-            write_text(
-                &state_path,
-                &serde_json::to_string_pretty(&state).map_err(|e| run_err(&state_path, e))?,
-            )?;
+            // Metrics first (rows past the checkpoint are dropped on resume), then the resume
+            // file, then the encoder for users: a kill between any two leaves a consistent run.
             write_text(
                 &metrics_path,
                 &(std::iter::once(HEADER.to_string())
@@ -312,6 +379,8 @@ pub fn train(
                     .join("\n")
                     + "\n"),
             )?;
+            write_train_file(&train_path, &model, &lars, &state)?;
+            save_checkpoint(&model, &ckpt, &meta)?;
         }
         if opts.stop_after_epochs == Some(run_epochs) {
             break;
