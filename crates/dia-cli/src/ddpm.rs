@@ -41,39 +41,14 @@ fn bar(len: u64, template: &str) -> ProgressBar {
     bar
 }
 
-pub fn read_config(path: &Path) -> Result<DdpmConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: DdpmConfig = serde_yaml::from_str(&text)
-        .with_context(|| format!("{}: invalid DDPM config", path.display()))?;
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(cfg)
-}
-
 pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
-    let (cfg, dir, resume) = match (&args.resume, &args.config) {
-        (Some(dir), _) => (read_config(&dir.join("config.yaml"))?, dir.clone(), true),
-        (None, Some(path)) => {
-            let cfg = read_config(path)?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "ddpm".into());
-            let dir = args
-                .run
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs").join(stem));
-            if dir.join("model.safetensors").exists() {
-                bail!(
-                    "{} already holds a DDPM run; continue it with --resume {0} or choose another --run",
-                    dir.display()
-                );
-            }
-            (cfg, dir, false)
-        }
-        (None, None) => bail!("give --config or --resume"),
-    };
+    let (cfg, dir, resume) = crate::train::run_setup(
+        args.config.as_deref(),
+        args.run.as_deref(),
+        args.resume.as_deref(),
+        "model.safetensors",
+        |p| crate::train::read_yaml(p, DdpmConfig::validate),
+    )?;
     let pb = bar(
         cfg.steps as u64,
         "ddpm [{bar:30}] {pos}/{len} {msg} ({eta})",

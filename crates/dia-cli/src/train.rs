@@ -23,39 +23,64 @@ pub struct TrainArgs {
     stop_after_epochs: Option<usize>,
 }
 
-pub fn read_config(path: &Path) -> Result<TrainConfig> {
+/// Reads a YAML config of type `T` and checks it with `validate`.
+pub fn read_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> std::result::Result<(), String>,
+) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: TrainConfig = serde_yaml::from_str(&text)
+    let cfg: T = serde_yaml::from_str(&text)
         .with_context(|| format!("{}: invalid config", path.display()))?;
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    validate(&cfg).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(cfg)
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    let (cfg, run_dir, resume) = match (&args.resume, &args.config) {
-        (Some(dir), _) => (read_config(&dir.join("config.yaml"))?, dir.clone(), true),
+pub fn read_config(path: &Path) -> Result<TrainConfig> {
+    read_yaml(path, TrainConfig::validate)
+}
+
+/// The config, run directory and whether to resume, from `--config`/`--run`/`--resume`: a
+/// new run goes to `--run` or `runs/<config name>`, and a directory that already holds a run
+/// (its `marker` file exists) is refused.
+pub fn run_setup<T>(
+    config: Option<&Path>,
+    run: Option<&Path>,
+    resume: Option<&Path>,
+    marker: &str,
+    read: impl Fn(&Path) -> Result<T>,
+) -> Result<(T, PathBuf, bool)> {
+    match (resume, config) {
+        (Some(dir), _) => Ok((read(&dir.join("config.yaml"))?, dir.to_path_buf(), true)),
         (None, Some(path)) => {
-            let cfg = read_config(path)?;
+            let cfg = read(path)?;
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "run".into());
-            let dir = args
-                .run
-                .clone()
+            let dir = run
+                .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("runs").join(stem));
-            if dir.join("last.safetensors").exists() {
+            if dir.join(marker).exists() {
                 bail!(
                     "{} already holds a run; continue it with --resume {0} or choose another --run",
                     dir.display()
                 );
             }
-            (cfg, dir, false)
+            Ok((cfg, dir, false))
         }
         (None, None) => bail!("give --config or --resume"),
-    };
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (cfg, run_dir, resume) = run_setup(
+        args.config.as_deref(),
+        args.run.as_deref(),
+        args.resume.as_deref(),
+        "last.safetensors",
+        read_config,
+    )?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")

@@ -2,31 +2,14 @@
 //! training lowers the loss and writes samples, a killed run resumes to the same weights, and
 //! bad input is refused with an error that names the problem.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{dia, ok, root};
 
 use candle_core::Device;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dia"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn config(dir: &Path, steps: usize, save_every: usize) -> PathBuf {
     let path = dir.join("ddpm.yaml");

@@ -1,29 +1,11 @@
 //! `dia eval` and `dia predict` on a tiny CSI encoder trained on the embedded sample: the four
 //! report files, a guard against evaluating with the wrong shift, and thresholded predictions.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dia"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{dia, ok, root};
 
 fn config(dir: &Path, shift: &str) -> PathBuf {
     let path = dir.join(format!("{shift}.yaml"));

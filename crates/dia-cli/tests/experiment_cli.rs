@@ -1,30 +1,9 @@
 //! `dia quickstart` (at a tiny, hidden scale) and `dia experiment`: the report, the plots, the
 //! results table, and resumption (a finished cell is not re-run).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dia"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{dia, ok, root};
 
 #[test]
 fn quickstart_writes_the_report_with_every_method() {
