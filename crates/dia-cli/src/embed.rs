@@ -95,7 +95,8 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             ("simclr", out.simclr),
             ("shift", out.shift),
         ] {
-            parts.entry(name).or_default().push(t);
+            // Detached, or each kept output would hold its pass's whole autograd graph.
+            parts.entry(name).or_default().push(t.detach());
         }
     }
     let mut tensors: Vec<(String, Tensor)> = Vec::new();

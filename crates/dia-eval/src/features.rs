@@ -97,8 +97,11 @@ fn forward_fixed(model: &ResNet18, x: &Tensor) -> Result<(Tensor, Tensor)> {
             part = Tensor::cat(&[&part, &pad], 0)?;
         }
         let out = model.forward_t(&part, false)?;
-        z.push(out.simclr.narrow(0, 0, len)?);
-        l.push(out.shift.narrow(0, 0, len)?);
+        // Detached: the encoder's weights are trainable variables, so its outputs carry the
+        // autograd graph (every activation of the pass); keeping them in the running sums would
+        // keep every pass of the whole dataset alive.
+        z.push(out.simclr.narrow(0, 0, len)?.detach());
+        l.push(out.shift.narrow(0, 0, len)?.detach());
     }
     Ok((Tensor::cat(&z, 0)?, Tensor::cat(&l, 0)?))
 }
