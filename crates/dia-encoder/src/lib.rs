@@ -27,7 +27,7 @@
 //! (no code is executed); [`save_checkpoint`] / [`load_checkpoint`] use safetensors with the
 //! same names and the configuration in the metadata.
 //!
-//! **Status:** encoders and checkpoints are here; training lives in `dia-contrastive` (issue #5).
+//! Training lives in `dia-contrastive`; evaluation in `dia-eval`.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
