@@ -291,7 +291,10 @@ pub fn run_cell(
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
                 .unwrap_or(0.0);
-            std::fs::write(&timing, format!("{}\n", before + t.elapsed().as_secs_f64()))?;
+            let text = format!("{}\n", before + t.elapsed().as_secs_f64());
+            dia_data::atomic::write_atomic(&timing, |f| {
+                std::io::Write::write_all(f, text.as_bytes())
+            })?;
         }
         bar.set_message("evaluating");
         let tta = TtaConfig {
@@ -332,7 +335,10 @@ pub fn run_cell(
 /// Runs the whole grid in `out`; returns the cell results in grid order.
 pub fn run_grid(cfg: &ExperimentConfig, out: &Path, jobs: usize) -> Result<Vec<CellResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("experiment.yaml"), serde_yaml::to_string(cfg)?)?;
+    let yaml = serde_yaml::to_string(cfg)?;
+    dia_data::atomic::write_atomic(&out.join("experiment.yaml"), |f| {
+        std::io::Write::write_all(f, yaml.as_bytes())
+    })?;
     let multi = MultiProgress::new();
     // Phase 1: one DDPM per normal class, for the diffusion cells.
     let mut ddpms = std::collections::HashMap::new();
