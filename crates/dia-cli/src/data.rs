@@ -154,20 +154,12 @@ fn preview(data: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
     let aug = SimclrAugmentation::train();
     columns.push(aug.augment(&x, &mut rng)?);
     columns.push(aug.augment(&x, &mut rng)?);
-    let rows: Vec<Vec<Tensor>> = (0..x.dim(0)?)
-        .map(|i| {
-            columns
-                .iter()
-                .map(|c| c.get(i))
-                .collect::<candle_core::Result<_>>()
-        })
-        .collect::<candle_core::Result<_>>()?;
-    let img = dia_data::image_io::tile_grid(&rows, 256)?;
+    let img = dia_data::image_io::columns_grid(&columns.iter().collect::<Vec<_>>(), 256)?;
     dia_data::image_io::save_png(output, &img)?;
     println!(
         "wrote {} ({} images; columns: original, rotation 90/180/270, cutperm 1/2/3, gaussian 7, median 7, two SimCLR views)",
         output.display(),
-        rows.len()
+        x.dim(0)?
     );
     Ok(())
 }

@@ -175,20 +175,13 @@ pub fn dissolve(args: DissolveArgs) -> Result<()> {
             println!("wrote {} (shape {:?})", output.display(), y.dims());
         }
         Some("png") => {
-            let rows = (0..x.dim(0)?)
-                .map(|i| {
-                    std::iter::once(&x)
-                        .chain(outs.iter())
-                        .map(|t| t.get(i))
-                        .collect::<candle_core::Result<Vec<_>>>()
-                })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let img = dia_data::image_io::tile_grid(&rows, 96)?;
+            let columns: Vec<&Tensor> = std::iter::once(&x).chain(outs.iter()).collect();
+            let img = dia_data::image_io::columns_grid(&columns, 96)?;
             dia_data::image_io::save_png(&output, &img)?;
             println!(
                 "wrote {} ({} images; columns: original, t = {:?})",
                 output.display(),
-                rows.len(),
+                x.dim(0)?,
                 args.t
             );
         }
@@ -242,15 +235,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if args.output.extension().is_some_and(|e| e == "npy") {
         write_npy_atomic(&imgs, &args.output)?;
     } else {
-        let cols = (args.n as f64).sqrt().ceil() as usize;
-        let rows = (0..args.n.div_ceil(cols))
-            .map(|r| {
-                (r * cols..((r + 1) * cols).min(args.n))
-                    .map(|i| imgs.get(i))
-                    .collect::<candle_core::Result<Vec<_>>>()
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let img = dia_data::image_io::tile_grid(&rows, 64)?;
+        let img = dia_data::image_io::square_grid(&imgs, 64)?;
         dia_data::image_io::save_png(&args.output, &img)?;
     }
     println!("wrote {} ({} samples)", args.output.display(), args.n);

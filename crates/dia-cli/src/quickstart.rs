@@ -142,15 +142,8 @@ fn dissolve_strip(ddpm_model: &Path, data: &Path, class: &str, path: &Path) -> R
         .iter()
         .map(|&t| d.dissolve_at(&x, t))
         .collect::<dia_diffusion::Result<_>>()?;
-    let rows = (0..x.dim(0)?)
-        .map(|i| {
-            std::iter::once(&x)
-                .chain(outs.iter())
-                .map(|t| t.get(i))
-                .collect::<candle_core::Result<Vec<_>>>()
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let img = dia_data::image_io::tile_grid(&rows, 96)?;
+    let columns: Vec<&Tensor> = std::iter::once(&x).chain(outs.iter()).collect();
+    let img = dia_data::image_io::columns_grid(&columns, 96)?;
     dia_data::image_io::save_png(path, &img)?;
     Ok(ts.to_vec())
 }

@@ -107,6 +107,36 @@ pub fn tile_grid(
     Ok(img)
 }
 
+/// One row per image: image i of every batch in `columns` (each (N, 3, H, W)), side by side,
+/// as [`tile_grid`] lays them out (e.g. an image followed by its transformed versions).
+pub fn columns_grid(
+    columns: &[&candle_core::Tensor],
+    min_tile: usize,
+) -> candle_core::Result<RgbImage> {
+    let n = match columns.first() {
+        Some(c) => c.dim(0)?,
+        None => candle_core::bail!("columns_grid: no columns"),
+    };
+    let rows = (0..n)
+        .map(|i| columns.iter().map(|c| c.get(i)).collect())
+        .collect::<candle_core::Result<Vec<Vec<_>>>>()?;
+    tile_grid(&rows, min_tile)
+}
+
+/// The images of a batch (N, 3, H, W) in a near-square grid of ⌈√N⌉ columns.
+pub fn square_grid(images: &candle_core::Tensor, min_tile: usize) -> candle_core::Result<RgbImage> {
+    let n = images.dim(0)?;
+    let cols = ((n as f64).sqrt().ceil() as usize).max(1);
+    let rows = (0..n.div_ceil(cols))
+        .map(|r| {
+            (r * cols..((r + 1) * cols).min(n))
+                .map(|i| images.get(i))
+                .collect()
+        })
+        .collect::<candle_core::Result<Vec<Vec<_>>>>()?;
+    tile_grid(&rows, min_tile)
+}
+
 /// Writes `img` as a PNG atomically (temporary name, then rename), creating the folder.
 pub fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

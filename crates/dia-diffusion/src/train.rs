@@ -195,15 +195,7 @@ pub fn write_sample_grid(
         &mut rng,
         &mut |_, _| {},
     )?;
-    let cols = (n as f64).sqrt().ceil() as usize;
-    let mut rows = Vec::new();
-    for r in 0..n.div_ceil(cols) {
-        let row = (r * cols..((r + 1) * cols).min(n))
-            .map(|i| imgs.get(i))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        rows.push(row);
-    }
-    let img = dia_data::image_io::tile_grid(&rows, 64)?;
+    let img = dia_data::image_io::square_grid(&imgs, 64)?;
     dia_data::image_io::save_png(path, &img)?;
     Ok(())
 }
