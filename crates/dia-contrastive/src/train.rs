@@ -245,15 +245,7 @@ pub fn train(
     };
     let mut lars = Lars::new(LarsConfig::default());
     if opts.resume {
-        // An interrupted write leaves its temporary file (`NAME.<pid>.tmp`) behind: drop them.
-        for entry in std::fs::read_dir(run_dir)
-            .map_err(|e| run_err(run_dir, e))?
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        dia_data::run::remove_stale_temporaries(run_dir)?;
     }
     let (model, mut state, mut metrics) = if opts.resume {
         let (state, enc, weights, buffers) = read_train_file(&train_path)?;
@@ -261,18 +253,7 @@ pub fn train(
             .map_err(|e| run_err(&train_path, e))?;
         lars.import(model.vars(), &buffers)?;
         // Keep the metrics of the checkpointed epochs only.
-        let old = std::fs::read_to_string(&metrics_path).map_err(|e| run_err(&metrics_path, e))?;
-        let rows: Vec<String> = old
-            .lines()
-            .skip(1)
-            .filter(|l| {
-                l.split(',')
-                    .next()
-                    .and_then(|e| e.parse::<usize>().ok())
-                    .is_some_and(|e| e <= state.epochs_done)
-            })
-            .map(String::from)
-            .collect();
+        let rows = dia_data::run::metrics_upto(&metrics_path, state.epochs_done)?;
         (model, state, rows)
     } else {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -371,14 +352,7 @@ pub fn train(
             ]);
             // Metrics first (rows past the checkpoint are dropped on resume), then the resume
             // file, then the encoder for users: a kill between any two leaves a consistent run.
-            write_text(
-                &metrics_path,
-                &(std::iter::once(HEADER.to_string())
-                    .chain(metrics.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-                    + "\n"),
-            )?;
+            dia_data::run::write_metrics(&metrics_path, HEADER, &metrics)?;
             write_train_file(&train_path, &model, &lars, &state)?;
             save_checkpoint(&model, &ckpt, &meta)?;
         }

@@ -43,6 +43,7 @@ pub mod idx;
 pub mod image_io;
 pub mod loader;
 pub mod npz;
+pub mod run;
 pub mod source;
 pub mod split;
 pub mod subset;

@@ -238,27 +238,9 @@ pub fn train(
 
     let mut adam = Adam::new(cfg.lr, cfg.adam_betas);
     let (init, mut shadow, mut state, mut metrics, moments) = if opts.resume {
-        for entry in std::fs::read_dir(run_dir)
-            .map_err(io_err(run_dir))?
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        dia_data::run::remove_stale_temporaries(run_dir)?;
         let (state, parts) = read_run_checkpoint(&ckpt_path, &dev)?;
-        let old = std::fs::read_to_string(&metrics_path).map_err(io_err(&metrics_path))?;
-        let rows: Vec<String> = old
-            .lines()
-            .skip(1)
-            .filter(|l| {
-                l.split(',')
-                    .next()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .is_some_and(|s| s <= state.steps_done)
-            })
-            .map(String::from)
-            .collect();
+        let rows = dia_data::run::metrics_upto(&metrics_path, state.steps_done)?;
         let [model, ema, moments] = parts;
         (model, ema, state, rows, Some(moments))
     } else {
@@ -293,11 +275,7 @@ pub fn train(
                 adam: &Adam,
                 metrics: &[String]|
      -> Result<()> {
-        let csv = std::iter::once(HEADER.to_string())
-            .chain(metrics.iter().cloned())
-            .collect::<Vec<_>>()
-            .join("\n");
-        write_text(&metrics_path, &(csv + "\n"))?;
+        dia_data::run::write_metrics(&metrics_path, HEADER, metrics)?;
         let raw: BTreeMap<String, Tensor> = vars
             .iter()
             .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
