@@ -171,10 +171,20 @@ pub fn load_trainer_checkpoint(
     device: &Device,
 ) -> Result<(GaussianDiffusion, DdpmMeta)> {
     let tensors = read_trainer_checkpoint(path, "model")?;
-    let unet = infer_unet_config(&tensors).map_err(|e| ckpt_err(path, e))?;
+    trainer_diffusion(path, &tensors, image_size, device)
+}
+
+/// The DDPM and its inferred metadata from the `model` tensors of a Trainer file at `path`.
+fn trainer_diffusion(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+    image_size: usize,
+    device: &Device,
+) -> Result<(GaussianDiffusion, DdpmMeta)> {
+    let unet = infer_unet_config(tensors).map_err(|e| ckpt_err(path, e))?;
     let timesteps = tensors.get("betas").map(|t| t.elem_count()).unwrap_or(1000);
-    let ddpm = diffusion_from_tensors(&tensors, &unet, timesteps, device)
-        .map_err(|e| ckpt_err(path, e))?;
+    let ddpm =
+        diffusion_from_tensors(tensors, &unet, timesteps, device).map_err(|e| ckpt_err(path, e))?;
     let meta = DdpmMeta {
         unet,
         image_size,
@@ -279,8 +289,9 @@ pub fn convert_trainer_checkpoint(
     output: &Path,
     image_size: usize,
 ) -> Result<(DdpmMeta, usize)> {
+    // Read once: validated through the model, then written as they are.
     let tensors = read_trainer_checkpoint(input, "model")?;
-    let (ddpm, meta) = load_trainer_checkpoint(input, image_size, &Device::Cpu)?;
+    let (ddpm, meta) = trainer_diffusion(input, &tensors, image_size, &Device::Cpu)?;
     let mut sorted: BTreeMap<String, Tensor> = tensors
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(candle_core::DType::F32)?)))
