@@ -114,7 +114,7 @@ impl DdpmConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.unet.validate().map_err(|e| e.to_string())?;
         let m = self.unet.size_multiple();
-        if self.image_size == 0 || self.image_size % m != 0 {
+        if self.image_size == 0 || !self.image_size.is_multiple_of(m) {
             return Err(format!(
                 "image_size {} must be a positive multiple of {m} for dim_mults {:?}",
                 self.image_size, self.unet.dim_mults

@@ -197,7 +197,7 @@ impl DiffusionDissolver {
                 pad_zeros(x, 2)?
             }
             (Resolution::Pad, _) => {
-                if h > r || w > r || (r - h) % 2 != 0 || h != w {
+                if h > r || w > r || !(r - h).is_multiple_of(2) || h != w {
                     return Err(Error::Config(format!(
                         "dissolver: cannot pad {h}x{w} evenly to {r}x{r}"
                     )));

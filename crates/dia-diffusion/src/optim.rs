@@ -188,7 +188,7 @@ impl Ema {
             self.initted = true;
             return copy(shadow);
         }
-        if step % self.update_every != 0 {
+        if !step.is_multiple_of(self.update_every) {
             return Ok(());
         }
         if step <= self.update_after_step {

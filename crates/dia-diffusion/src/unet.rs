@@ -62,7 +62,7 @@ impl UnetConfig {
                 "unet: dim, dim_mults, channels and groups must be non-zero: {self:?}"
             )));
         }
-        if self.dim % 2 != 0 || self.dim < 4 {
+        if !self.dim.is_multiple_of(2) || self.dim < 4 {
             return Err(Error::Config(format!(
                 "unet: dim {} must be even and at least 4 (sinusoidal embedding)",
                 self.dim

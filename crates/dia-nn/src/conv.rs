@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, T
 use rand::RngCore;
 use rayon::prelude::*;
 
+use crate::fastconv;
 use crate::gemm::{sgemm, sgemm_serial, MatRef};
 use crate::im2col::{col2im, im2col, im2col_serial, ConvGeom};
 use crate::init;
@@ -95,8 +96,16 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
     v
 }
 
-/// Forward: `y (n, cout, ho, wo)`.
+/// Forward: `y (n, cout, ho, wo)`; on the AVX-512 tile when the CPU has it (`fastconv`).
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
+    if fastconv::supported(g) {
+        return fastconv::forward(x, w, g);
+    }
+    forward_gemm(x, w, g, budget)
+}
+
+/// The portable forward: im2col chunks and `gemm`.
+fn forward_gemm(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
     let mut y = zeros(g.n * g.cout * hw_o);
     let chunk = g.chunk(budget);
@@ -146,8 +155,16 @@ fn grad_matrix<'a>(
     }
 }
 
-/// Input gradient: `dx (n, cin, h, w)`.
+/// Input gradient: `dx (n, cin, h, w)`; stride 1 runs on the AVX-512 tile when it can.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
+    if fastconv::input_grad_supported(g) {
+        return fastconv::backward_input(dy, w, g);
+    }
+    backward_input_gemm(dy, w, g, budget)
+}
+
+/// The portable input gradient: `gemm` into im2col chunks, then col2im.
+fn backward_input_gemm(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
     let mut dx = zeros(g.n * g.cin * g.hw_in());
     let chunk = g.chunk(budget);
@@ -168,14 +185,23 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize)
     dx
 }
 
-/// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch.
+/// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch; on the AVX-512 tile when
+/// the CPU has it.
+pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    if fastconv::supported(g) {
+        return fastconv::backward_weight(x, dy, g);
+    }
+    backward_weight_gemm(x, dy, g)
+}
+
+/// The portable weight gradient.
 ///
 /// `dW = Σ_b dY_b · col_bᵀ` contracts over output pixels, the axis along which both operands are
 /// contiguous; as one deep gemm over a whole chunk its packing walks columns `n·Ho·Wo` floats
 /// apart and runs at ~60 GFLOP/s on one or two threads. Per image the stride is `Ho·Wo`, so the
 /// batch is split across threads, each accumulating its images into a private dW with a serial
 /// gemm, and the partial sums are added at the end. Memory: one image's im2col per thread.
-pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+fn backward_weight_gemm(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
     let threads = rayon::current_num_threads().clamp(1, g.n.max(1));
     let partials: Vec<Vec<f32>> = (0..threads)
@@ -235,14 +261,19 @@ impl CustomOp2 for Conv2dOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let dx = dy.apply_op2_no_bwd(
-            w,
-            &InputGrad {
-                cfg: self.cfg,
-                budget: self.budget,
-                x_dims: x.dims().to_vec(),
-            },
-        )?;
+        // An input that no gradient flows to (the images fed to the first layer) needs no dx.
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(
+                w,
+                &InputGrad {
+                    cfg: self.cfg,
+                    budget: self.budget,
+                    x_dims: x.dims().to_vec(),
+                },
+            )?)
+        } else {
+            None
+        };
         let dw = x.apply_op2_no_bwd(
             &dy,
             &WeightGrad {
@@ -250,7 +281,7 @@ impl CustomOp2 for Conv2dOp {
                 w_dims: w.dims().to_vec(),
             },
         )?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 
@@ -418,5 +449,145 @@ impl Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn geom_of(
+        n: usize,
+        cin: usize,
+        cout: usize,
+        hw: (usize, usize),
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> ConvGeom {
+        geom(
+            &[n, cin, hw.0, hw.1],
+            &[cout, cin, k, k],
+            &Conv2dConfig::new(s, p),
+        )
+        .unwrap()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    /// The AVX-512 passes against the portable gemm passes, on shapes that exercise both tile
+    /// modes (direct rows ≥ 16 wide, gathered panels), ragged tiles and channel counts that are
+    /// not multiples of 8.
+    #[test]
+    fn the_avx512_path_matches_the_gemm_path() {
+        let shapes = [
+            (2, 3, 64, (32, 32), 3, 1, 1),
+            (3, 16, 24, (20, 17), 3, 1, 1),
+            (2, 8, 13, (9, 9), 3, 2, 1),
+            (2, 5, 7, (11, 13), 1, 2, 0),
+            (1, 4, 9, (23, 19), 7, 2, 3),
+            (2, 6, 10, (8, 8), 3, 1, 1),
+            (4, 32, 16, (4, 4), 3, 1, 1),
+            (2, 3, 5, (18, 18), 5, 1, 0),
+            (2, 4, 6, (17, 16), 1, 1, 0),
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (n, cin, cout, hw, k, s, p) in shapes {
+            let g = geom_of(n, cin, cout, hw, k, s, p);
+            if !fastconv::supported(&g) {
+                return; // no AVX-512 on this CPU: nothing to compare
+            }
+            let x: Vec<f32> = (0..n * cin * hw.0 * hw.1)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let w: Vec<f32> = (0..cout * g.k())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let dy: Vec<f32> = (0..n * cout * g.hw_out())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let what = format!("n{n} {cin}->{cout} {hw:?} k{k} s{s} p{p}");
+            let e = max_rel(
+                &fastconv::forward(&x, &w, &g),
+                &forward_gemm(&x, &w, &g, 1 << 20),
+            );
+            assert!(e < 1e-5, "forward {what}: {e}");
+            let e = max_rel(
+                &fastconv::backward_weight(&x, &dy, &g),
+                &backward_weight_gemm(&x, &dy, &g),
+            );
+            assert!(e < 1e-5, "weight grad {what}: {e}");
+            if fastconv::input_grad_supported(&g) {
+                let e = max_rel(
+                    &fastconv::backward_input(&dy, &w, &g),
+                    &backward_input_gemm(&dy, &w, &g, 1 << 20),
+                );
+                assert!(e < 1e-5, "input grad {what}: {e}");
+            }
+        }
+    }
+
+    /// Per-layer timings of the three passes on the ResNet-18 (CIFAR) shapes at batch 64, for
+    /// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`.
+    #[test]
+    #[ignore]
+    fn layer_timings() {
+        crate::tune_allocator();
+        let layers = [
+            (3, 64, 32, 3, 1, 1, 1),
+            (64, 64, 32, 3, 1, 1, 4),
+            (64, 128, 32, 3, 2, 1, 1),
+            (64, 128, 32, 1, 2, 0, 1),
+            (128, 128, 16, 3, 1, 1, 3),
+            (128, 256, 16, 3, 2, 1, 1),
+            (128, 256, 16, 1, 2, 0, 1),
+            (256, 256, 8, 3, 1, 1, 3),
+            (256, 512, 8, 3, 2, 1, 1),
+            (256, 512, 8, 1, 2, 0, 1),
+            (512, 512, 4, 3, 1, 1, 3),
+        ];
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let mut ts: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            ts.sort_by(f64::total_cmp);
+            ts[2]
+        };
+        let mut tot = [0f64; 3];
+        for (cin, cout, hw, k, s, p, count) in layers {
+            let g = geom_of(64, cin, cout, (hw, hw), k, s, p);
+            let x = vec![0.5f32; 64 * cin * hw * hw];
+            let w = vec![0.25f32; cout * g.k()];
+            let dy = vec![0.1f32; 64 * cout * g.hw_out()];
+            let t = [
+                time(&mut || drop(forward(&x, &w, &g, DEFAULT_COL_BUDGET))),
+                time(&mut || drop(backward_input(&dy, &w, &g, DEFAULT_COL_BUDGET))),
+                time(&mut || drop(backward_weight(&x, &dy, &g))),
+            ];
+            let gflop = 2.0 * (64 * cout * g.hw_out() * g.k()) as f64 / 1e9;
+            println!(
+                "{cin:>3}->{cout:<3} k{k} s{s} {hw:>2}px x{count}: fwd {:6.2} ms ({:3.0} GF/s) in {:6.2} ms ({:3.0}) w {:6.2} ms ({:3.0})",
+                t[0] * 1e3, gflop / t[0], t[1] * 1e3, gflop / t[1], t[2] * 1e3, gflop / t[2]
+            );
+            for i in 0..3 {
+                tot[i] += t[i] * count as f64;
+            }
+        }
+        println!(
+            "total: fwd {:.1} ms, input grad {:.1} ms, weight grad {:.1} ms",
+            tot[0] * 1e3,
+            tot[1] * 1e3,
+            tot[2] * 1e3
+        );
     }
 }

@@ -38,10 +38,12 @@ mod add_relu;
 pub mod alloc;
 pub mod batch_norm;
 pub mod conv;
+mod fastconv;
 mod gemm;
 pub mod group_norm;
 mod im2col;
 pub mod init;
+mod microkernel;
 pub mod pool;
 mod storage;
 

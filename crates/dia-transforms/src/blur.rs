@@ -23,7 +23,7 @@ const SMALL_GAUSSIAN: [&[f32]; 4] = [
 ];
 
 fn check_kernel(op: &'static str, k: usize) -> Result<()> {
-    if k == 0 || k % 2 == 0 {
+    if k == 0 || k.is_multiple_of(2) {
         return Err(invalid(
             op,
             format!("kernel size must be odd and positive, got {k}"),

@@ -1,0 +1,375 @@
+//! Convolutions on the AVX-512 tiles (`microkernel`): the forward pass, the input gradient
+//! (stride 1) and the weight gradient, with no im2col buffer written and none re-packed by a
+//! gemm (issue #3). Performance-baseline §4 measured im2col plus gemm packing at ~20 % of a
+//! step.
+//!
+//! Every pass reads a zero-padded copy of its input, so a kernel tap (c, ky, kx) is one fixed
+//! offset and the inner loop tests no bounds.
+//!
+//! - Forward, stride 1, output rows at least 16 wide ("direct", [`microkernel::tile`]): 16
+//!   consecutive output pixels of a row need 16 consecutive input floats at every tap, so the
+//!   tile loads A straight from the padded input; the weights are the packed B.
+//! - Otherwise ([`microkernel::tile_bt`]): 64 output channels × 6 output pixels; the weights
+//!   are the packed A and each pixel's window is broadcast from the padded input.
+//! - Input gradient, stride 1: `dx` is the forward of `dY` with the kernel flipped and its
+//!   channel axes swapped, padding k − 1 − p; the same code. Strided convolutions keep the
+//!   portable path for this one.
+//! - Weight gradient: `dW[co][k] = Σ_p dY[co][p]·col[k][p]` as [`microkernel::tile_bt`] tiles of
+//!   64 channels × 6 taps, `dY` transposed per block of pixels as A and the taps broadcast
+//!   from each pixel's window; each thread sums its images into its own `dWᵀ`.
+//!
+//! [`supported`] says when these apply; otherwise `conv` uses the portable gemm path.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::im2col::ConvGeom;
+use crate::microkernel::{self, ATile, BTile, Steps, BT_MR, BT_NR, MR, MV, NR};
+
+/// Pixels per contraction block of the weight gradient.
+const PIXEL_BLOCK: usize = 256;
+
+/// Whether the AVX-512 path can run this convolution (CPU support; offsets fit in 32 bits).
+pub(crate) fn supported(g: &ConvGeom) -> bool {
+    let padded = g.n * g.cin * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
+    let out = g.n * g.cout * g.hw_out();
+    microkernel::available() && padded.max(out) < i32::MAX as usize
+}
+
+/// Whether the input gradient can run as a stride-1 forward (square kernel, p ≤ k − 1).
+pub(crate) fn input_grad_supported(g: &ConvGeom) -> bool {
+    g.stride == 1 && g.kh == g.kw && g.pad < g.kh && supported(g) && supported(&transposed(g))
+}
+
+/// A zero-padded NCHW batch (borrowed when there is no padding).
+struct Padded<'a> {
+    data: Cow<'a, [f32]>,
+    hp: usize,
+    wp: usize,
+    /// Floats per image.
+    image: usize,
+}
+
+fn pad<'a>(x: &'a [f32], g: &ConvGeom) -> Padded<'a> {
+    let (p, h, w) = (g.pad, g.h, g.w);
+    let (hp, wp) = (h + 2 * p, w + 2 * p);
+    let data = if p == 0 {
+        Cow::Borrowed(&x[..g.n * g.cin * h * w])
+    } else {
+        let mut out = crate::conv::zeros(g.n * g.cin * hp * wp);
+        out.par_chunks_mut(hp * wp)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                for y in 0..h {
+                    dst[(y + p) * wp + p..][..w].copy_from_slice(&src[y * w..][..w]);
+                }
+            });
+        Cow::Owned(out)
+    };
+    Padded {
+        data,
+        hp,
+        wp,
+        image: g.cin * hp * wp,
+    }
+}
+
+/// Offset of each kernel tap (c, ky, kx) in a padded image, in increasing order.
+fn taps(g: &ConvGeom, xp: &Padded) -> Vec<u32> {
+    let mut t = Vec::with_capacity(g.k());
+    for c in 0..g.cin {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                t.push(((c * xp.hp + ky) * xp.wp + kx) as u32);
+            }
+        }
+    }
+    t
+}
+
+/// Offset in the padded batch of the window of output pixel `p` of image `img`.
+fn window(g: &ConvGeom, xp: &Padded, img: usize, p: usize) -> usize {
+    let (oy, ox) = (p / g.wo, p % g.wo);
+    img * xp.image + oy * g.stride * xp.wp + ox * g.stride
+}
+
+/// The `k × n` matrix `w[col·k + kk]` (row-major `n × k`, as conv weights are stored) packed in
+/// panels of `width` columns: panel j is `[k][width]` for columns `width·j..`, zero past `n`.
+fn pack_panels(w: &[f32], k: usize, n: usize, width: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n.div_ceil(width) * k * width];
+    out.par_chunks_mut(k * width)
+        .enumerate()
+        .for_each(|(j, p)| {
+            for col in 0..width.min(n - j * width) {
+                let src = &w[(j * width + col) * k..][..k];
+                for (kk, v) in src.iter().enumerate() {
+                    p[kk * width + col] = *v;
+                }
+            }
+        });
+    out
+}
+
+/// A shared output buffer that tiles write through. Safety rests on the partition: every
+/// element is written by exactly one tile (tiles cover disjoint output pixels), so no two
+/// threads touch the same float.
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: see the type's documentation — concurrent writes go to disjoint elements.
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn new(y: &mut [f32]) -> Self {
+        Self {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+        }
+    }
+
+    fn write(&self, off: usize, src: &[f32]) {
+        assert!(
+            off + src.len() <= self.len,
+            "conv output write out of bounds"
+        );
+        // SAFETY: in bounds (asserted); disjoint from every other thread's writes (see above).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) }
+    }
+
+    fn set(&self, off: usize, v: f32) {
+        assert!(off < self.len, "conv output write out of bounds");
+        // SAFETY: as for `write`.
+        unsafe { *self.ptr.add(off) = v }
+    }
+}
+
+/// `y (n, cout, ho, wo)`: the convolution of `x` with `w (cout, cin, kh, kw)`.
+///
+/// Stride 1 with rows of 16 or more: "direct" tiles, 48 output pixels (three row runs of up to
+/// 16) × 8 channels, A read from the padded input. Otherwise 6 output pixels × 64 channels,
+/// the weights packed as A and the pixels' windows broadcast from the padded input: no im2col
+/// is formed in either case.
+fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
+    let (k, hw_o) = (g.k(), g.hw_out());
+    let xp = pad(x, g);
+    let taps = taps(g, &xp);
+    let taps = Steps::new(&taps);
+    let mut y = crate::conv::zeros(g.n * g.cout * hw_o);
+    let out = Out::new(&mut y);
+    if g.stride == 1 && g.wo >= 16 {
+        let b = pack_panels(w, k, g.cout, NR);
+        // Four tiles share each B panel while it is in L1.
+        tiles(g).par_chunks(4).for_each_init(
+            || [0f32; MR * NR],
+            |acc, grp| {
+                for j in 0..g.cout.div_ceil(NR) {
+                    let bj = &b[j * k * NR..][..k * NR];
+                    for t in grp {
+                        let a = ATile {
+                            data: &xp.data,
+                            koff: taps,
+                            voff: std::array::from_fn(|v| window(g, &xp, t[v].img, t[v].pix)),
+                            lanes: std::array::from_fn(|v| t[v].lanes),
+                        };
+                        microkernel::tile(&a, bj, acc);
+                        for (v, run) in t.iter().enumerate().filter(|(_, r)| r.lanes > 0) {
+                            for n in 0..NR.min(g.cout - j * NR) {
+                                out.write(
+                                    (run.img * g.cout + j * NR + n) * hw_o + run.pix,
+                                    &acc[n * MR + 16 * v..][..run.lanes],
+                                );
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    } else {
+        let a = pack_panels(w, k, g.cout, BT_MR);
+        let pixels: Vec<(usize, usize)> = (0..g.n)
+            .flat_map(|img| (0..hw_o).map(move |p| (img, p)))
+            .collect();
+        pixels.par_chunks(4 * BT_NR).for_each_init(
+            || [0f32; BT_MR * BT_NR],
+            |acc, grp| {
+                for t in 0..g.cout.div_ceil(BT_MR) {
+                    let at = &a[t * k * BT_MR..][..k * BT_MR];
+                    for px in grp.chunks(BT_NR) {
+                        let b = BTile {
+                            data: &xp.data,
+                            steps: taps,
+                            noff: std::array::from_fn(|n| {
+                                let (img, p) = px[n.min(px.len() - 1)];
+                                window(g, &xp, img, p)
+                            }),
+                            cols: px.len(),
+                        };
+                        microkernel::tile_bt(at, &b, acc);
+                        for (n, &(img, p)) in px.iter().enumerate() {
+                            for m in 0..BT_MR.min(g.cout - t * BT_MR) {
+                                out.set(
+                                    (img * g.cout + t * BT_MR + m) * hw_o + p,
+                                    acc[n * BT_MR + m],
+                                );
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+    y
+}
+
+/// Output pixels in runs of up to 16 along a row, three to a tile.
+fn tiles(g: &ConvGeom) -> Vec<[Run; MV]> {
+    let mut runs = Vec::new();
+    for img in 0..g.n {
+        for oy in 0..g.ho {
+            for ox in (0..g.wo).step_by(16) {
+                runs.push(Run {
+                    img,
+                    pix: oy * g.wo + ox,
+                    lanes: 16.min(g.wo - ox),
+                });
+            }
+        }
+    }
+    runs.chunks(MV)
+        .map(|c| std::array::from_fn(|v| c.get(v).copied().unwrap_or_default()))
+        .collect()
+}
+
+/// Up to 16 consecutive output pixels of one row of one image.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    img: usize,
+    pix: usize,
+    lanes: usize,
+}
+
+/// Forward: `y (n, cout, ho, wo)` from `x (n, cin, h, w)` and `w (cout, cin, kh, kw)`.
+pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    conv(x, g, w)
+}
+
+/// The geometry of the input gradient as a stride-1 convolution of `dY`.
+fn transposed(g: &ConvGeom) -> ConvGeom {
+    ConvGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.ho,
+        w: g.wo,
+        cout: g.cin,
+        kh: g.kh,
+        kw: g.kw,
+        stride: 1,
+        pad: g.kh.saturating_sub(1 + g.pad),
+        ho: g.h,
+        wo: g.w,
+    }
+}
+
+/// Input gradient of a stride-1 convolution ([`input_grad_supported`]): `dx (n, cin, h, w)`.
+pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    // The transposed conv's weight w'[ci][co][ky][kx] = w[co][ci][kh−1−ky][kw−1−kx]: channel
+    // axes swapped, taps reversed.
+    let taps = g.kh * g.kw;
+    let mut wt = vec![0f32; w.len()];
+    wt.par_chunks_mut(g.cout * taps)
+        .enumerate()
+        .for_each(|(ci, row)| {
+            for co in 0..g.cout {
+                let src = &w[(co * g.cin + ci) * taps..][..taps];
+                for (d, v) in row[co * taps..][..taps].iter_mut().zip(src.iter().rev()) {
+                    *d = *v;
+                }
+            }
+        });
+    conv(dy, &transposed(g), &wt)
+}
+
+/// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch.
+///
+/// Tiles of 64 output channels × 6 taps, contracted over blocks of pixels: A is `dY` of the
+/// block transposed (pixel-major, 64 channels per step), B the taps broadcast from the padded
+/// input at each pixel's window. Each thread sums its images into its own `dWᵀ`.
+pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, hw_o) = (g.k(), g.hw_out());
+    let xp = pad(x, g);
+    let taps = taps(g, &xp);
+    let ctiles = g.cout.div_ceil(BT_MR);
+    let threads = rayon::current_num_threads().clamp(1, g.n.max(1));
+    let partials: Vec<Vec<f32>> = (0..threads)
+        .into_par_iter()
+        .map(|th| {
+            let (lo, hi) = (th * g.n / threads, (th + 1) * g.n / threads);
+            let pixels: Vec<(usize, usize)> = (lo..hi)
+                .flat_map(|img| (0..hw_o).map(move |p| (img, p)))
+                .collect();
+            let mut dwt = vec![0f32; k * g.cout];
+            let mut abuf = vec![0f32; ctiles * PIXEL_BLOCK * BT_MR];
+            let mut acc = [0f32; BT_MR * BT_NR];
+            for block in pixels.chunks(PIXEL_BLOCK) {
+                let np = block.len();
+                let woff: Vec<u32> = block
+                    .iter()
+                    .map(|&(img, p)| window(g, &xp, img, p) as u32)
+                    .collect();
+                let steps = Steps::new(&woff);
+                // A: dY of the block, one step per pixel, 48 channels per tile.
+                for t in 0..ctiles {
+                    let at = &mut abuf[t * np * BT_MR..][..np * BT_MR];
+                    at.fill(0.0);
+                    for m in 0..BT_MR.min(g.cout - t * BT_MR) {
+                        let co = t * BT_MR + m;
+                        for (s, &(img, p)) in block.iter().enumerate() {
+                            at[s * BT_MR + m] = dy[(img * g.cout + co) * hw_o + p];
+                        }
+                    }
+                }
+                for k0 in (0..k).step_by(BT_NR) {
+                    let cols = BT_NR.min(k - k0);
+                    let b = BTile {
+                        data: &xp.data,
+                        steps,
+                        noff: std::array::from_fn(|n| taps[k0 + n.min(cols - 1)] as usize),
+                        cols,
+                    };
+                    for t in 0..ctiles {
+                        microkernel::tile_bt(&abuf[t * np * BT_MR..][..np * BT_MR], &b, &mut acc);
+                        let valid = BT_MR.min(g.cout - t * BT_MR);
+                        for n in 0..cols {
+                            let d = &mut dwt[(k0 + n) * g.cout + t * BT_MR..][..valid];
+                            for (d, s) in d.iter_mut().zip(&acc[n * BT_MR..]) {
+                                *d += s;
+                            }
+                        }
+                    }
+                }
+            }
+            dwt
+        })
+        .collect();
+    // dW[co][kk] = Σ_threads dWᵀ[kk][co], 16 rows of dW per task so that reads of dWᵀ are
+    // 64-byte runs and writes are 16 sequential streams.
+    let mut dw = vec![0f32; g.cout * k];
+    dw.par_chunks_mut(16 * k)
+        .enumerate()
+        .for_each(|(blk, rows)| {
+            let co0 = 16 * blk;
+            let nco = rows.len() / k;
+            for p in &partials {
+                for kk in 0..k {
+                    let src = &p[kk * g.cout + co0..][..nco];
+                    for (c, v) in src.iter().enumerate() {
+                        rows[c * k + kk] += v;
+                    }
+                }
+            }
+        });
+    dw
+}
