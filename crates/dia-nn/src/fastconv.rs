@@ -123,13 +123,6 @@ struct Out {
 unsafe impl Sync for Out {}
 
 impl Out {
-    fn new(y: &mut [f32]) -> Self {
-        Self {
-            ptr: y.as_mut_ptr(),
-            len: y.len(),
-        }
-    }
-
     fn write(&self, off: usize, src: &[f32]) {
         assert!(
             off + src.len() <= self.len,
@@ -157,8 +150,14 @@ fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
     let xp = pad(x, g);
     let taps = taps(g, &xp);
     let taps = Steps::new(&taps);
-    let mut y = crate::conv::zeros(g.n * g.cout * hw_o);
-    let out = Out::new(&mut y);
+    // Not zeroed first: the tiles write every element (all pixels × all channel panels), and
+    // `set_len` below comes after the last write.
+    let len = g.n * g.cout * hw_o;
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    let out = Out {
+        ptr: y.as_mut_ptr(),
+        len,
+    };
     if g.stride == 1 && g.wo >= 16 {
         let b = pack_panels(w, k, g.cout, NR);
         // Four tiles share each B panel while it is in L1.
@@ -221,6 +220,8 @@ fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
             },
         );
     }
+    // SAFETY: every one of the `len` elements was written above (see the comment at `y`).
+    unsafe { y.set_len(len) };
     y
 }
 
