@@ -1,13 +1,15 @@
-//! `Conv2d` as a candle custom op whose forward, input gradient and weight gradient are each a
-//! gemm (performance-baseline §4, issue #3).
+//! `Conv2d` as a candle custom op with its own forward, input gradient and weight gradient
+//! (performance-baseline §4, issue #3).
 //!
 //! Stock candle computes the input gradient with a direct `conv_transpose2d` loop and the weight
 //! gradient with a mis-shaped convolution; together they are ~60 % of a ResNet training step on
-//! CPU. Here, per chunk of images (so the im2col buffer stays bounded whatever the batch):
+//! CPU. Here, on CPUs with AVX-512, the three passes run on register tiles that read the padded
+//! feature map in place (`fastconv`; strided input gradients excepted). Otherwise, and for those,
+//! per chunk of images (so the im2col buffer stays bounded whatever the batch):
 //! - forward: `Y[cout, n·HoWo] = W[cout, K] · col[K, n·HoWo]`;
 //! - input gradient: `dcol = Wᵀ · dY`, then col2im;
 //! - weight gradient: `dW = Σ dY_b · col_bᵀ`, images split across threads (see
-//!   `backward_weight` for why not one deep gemm).
+//!   `backward_weight_gemm` for why not one deep gemm).
 //!
 //! Only the CPU path is custom; on other devices [`conv2d`] calls candle's own `conv2d`.
 

@@ -2,11 +2,12 @@
 //!
 //! Stock candle 0.11 trains a ResNet-18 about 8× slower than PyTorch on CPU, mostly because its
 //! convolution gradients do not use gemm (`docs/benchmarks.md`, performance-baseline §4). The
-//! layers here are candle custom ops whose CPU forward and backward passes are gemm calls on
-//! im2col buffers; on other devices they fall back to candle's own ops.
+//! layers here are candle custom ops with their own CPU backward passes — on AVX-512 CPUs the
+//! convolutions run on register tiles that never form an im2col matrix, elsewhere on gemm over
+//! im2col chunks; on other devices they fall back to candle's own ops.
 //!
 //! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
-//!   gradient and weight gradient each a gemm, the batch processed in memory-bounded chunks.
+//!   gradient and weight gradient without candle's slow paths, memory bounded.
 //! - [`BatchNorm2d`]: training and evaluation with running estimates (PyTorch semantics), an
 //!   analytic backward, and an optional fused ReLU.
 //! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
