@@ -483,8 +483,8 @@ mod tests {
     }
 
     /// The AVX-512 passes against the portable gemm passes, on shapes that exercise both tile
-    /// modes (direct rows ≥ 16 wide, gathered panels), ragged tiles and channel counts that are
-    /// not multiples of 8.
+    /// kinds (direct rows ≥ 16 wide, broadcast tiles for strided or narrow layers), ragged
+    /// tiles and channel counts that are not multiples of 8.
     #[test]
     fn the_avx512_path_matches_the_gemm_path() {
         let shapes = [

@@ -139,13 +139,14 @@ impl Out {
     }
 }
 
-/// `y (n, cout, ho, wo)`: the convolution of `x` with `w (cout, cin, kh, kw)`.
+/// Forward: `y (n, cout, ho, wo)`, the convolution of `x (n, cin, h, w)` with
+/// `w (cout, cin, kh, kw)`.
 ///
 /// Stride 1 with rows of 16 or more: "direct" tiles, 48 output pixels (three row runs of up to
 /// 16) × 8 channels, A read from the padded input. Otherwise 6 output pixels × 64 channels,
 /// the weights packed as A and the pixels' windows broadcast from the padded input: no im2col
 /// is formed in either case.
-fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
+pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
     let xp = pad(x, g);
     let taps = taps(g, &xp);
@@ -188,10 +189,7 @@ fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
         );
     } else {
         let a = pack_panels(w, k, g.cout, BT_MR);
-        let pixels: Vec<(usize, usize)> = (0..g.n)
-            .flat_map(|img| (0..hw_o).map(move |p| (img, p)))
-            .collect();
-        pixels.par_chunks(4 * BT_NR).for_each_init(
+        pixels(0..g.n, hw_o).par_chunks(4 * BT_NR).for_each_init(
             || [0f32; BT_MR * BT_NR],
             |acc, grp| {
                 for t in 0..g.cout.div_ceil(BT_MR) {
@@ -225,6 +223,13 @@ fn conv(x: &[f32], g: &ConvGeom, w: &[f32]) -> Vec<f32> {
     y
 }
 
+/// Every output pixel `(image, pixel)` of `images`, in order (so their windows are sorted).
+fn pixels(images: std::ops::Range<usize>, hw: usize) -> Vec<(usize, usize)> {
+    images
+        .flat_map(|img| (0..hw).map(move |p| (img, p)))
+        .collect()
+}
+
 /// Output pixels in runs of up to 16 along a row, three to a tile.
 fn tiles(g: &ConvGeom) -> Vec<[Run; MV]> {
     let mut runs = Vec::new();
@@ -250,11 +255,6 @@ struct Run {
     img: usize,
     pix: usize,
     lanes: usize,
-}
-
-/// Forward: `y (n, cout, ho, wo)` from `x (n, cin, h, w)` and `w (cout, cin, kh, kw)`.
-pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    conv(x, g, w)
 }
 
 /// The geometry of the input gradient as a stride-1 convolution of `dY`.
@@ -290,7 +290,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
                 }
             }
         });
-    conv(dy, &transposed(g), &wt)
+    forward(dy, &wt, &transposed(g))
 }
 
 /// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch.
@@ -308,20 +308,17 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         .into_par_iter()
         .map(|th| {
             let (lo, hi) = (th * g.n / threads, (th + 1) * g.n / threads);
-            let pixels: Vec<(usize, usize)> = (lo..hi)
-                .flat_map(|img| (0..hw_o).map(move |p| (img, p)))
-                .collect();
             let mut dwt = vec![0f32; k * g.cout];
             let mut abuf = vec![0f32; ctiles * PIXEL_BLOCK * BT_MR];
             let mut acc = [0f32; BT_MR * BT_NR];
-            for block in pixels.chunks(PIXEL_BLOCK) {
+            for block in pixels(lo..hi, hw_o).chunks(PIXEL_BLOCK) {
                 let np = block.len();
                 let woff: Vec<u32> = block
                     .iter()
                     .map(|&(img, p)| window(g, &xp, img, p) as u32)
                     .collect();
                 let steps = Steps::new(&woff);
-                // A: dY of the block, one step per pixel, 48 channels per tile.
+                // A: dY of the block, one step per pixel, 64 channels per tile.
                 for t in 0..ctiles {
                     let at = &mut abuf[t * np * BT_MR..][..np * BT_MR];
                     at.fill(0.0);

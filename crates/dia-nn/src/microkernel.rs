@@ -127,7 +127,7 @@ pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32; BT_MR * BT_NR]) 
     );
     assert!(available(), "microkernel: AVX-512 is not available");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; A reads `steps·48` floats of `a`, B reads only the checked
+    // SAFETY: AVX-512F is present; A reads `steps·64` floats of `a`, B reads only the checked
     // columns (the others alias column 0).
     unsafe {
         x86::tile_bt(a, b, out)
