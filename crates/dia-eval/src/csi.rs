@@ -170,56 +170,29 @@ impl CsiStatistics {
 
     /// Scores test images, one [`ShiftFeatures`] per shift (same order as in `fit`).
     pub fn score(&self, test: &[ShiftFeatures]) -> Result<Vec<f64>> {
-        let shifts = self.axes.len();
-        if test.len() != shifts {
-            return Err(Error::Invalid(format!(
-                "{} shifts of test features for statistics of {shifts}",
-                test.len()
-            )));
-        }
-        let mut scores: Option<Vec<f64>> = None;
+        self.check_shifts(test, "test")?;
+        let mut parts = Vec::with_capacity(test.len());
         for (k, f) in test.iter().enumerate() {
-            let (n, d) = dims(f, k, shifts)?;
+            let (_, d) = dims(f, k, test.len())?;
             let (axes, da) = (&self.axes[k].0, self.axes[k].1);
             if d != da {
                 return Err(Error::Invalid(format!(
                     "shift {k}: test features have dimension {d}, the training axes {da}"
                 )));
             }
-            let nearest = nearest_axis(&f.simclr, axes, d)?;
-            let logits = column(&f.shift, k)?;
-            let acc = scores.get_or_insert_with(|| vec![0.0; n]);
-            if acc.len() != n {
-                return Err(Error::Invalid(format!(
-                    "shift {k} has {n} test images, shift 0 has {}",
-                    acc.len()
-                )));
-            }
-            for i in 0..n {
-                acc[i] += self.w_sim[k] * nearest[i] + self.w_shi[k] * logits[i];
-            }
+            parts.push((nearest_axis(&f.simclr, axes, d)?, column(&f.shift, k)?));
         }
-        Ok(scores
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| s / shifts as f64)
-            .collect())
+        self.combine(parts, "test")
     }
 
     /// Scores the training images themselves, each against the axes of the *other* training
     /// images (leave-one-out): an unbiased sample of normal scores, used to calibrate a
     /// threshold at a chosen false-positive rate without a separate validation set.
     pub fn score_leave_one_out(&self, train: &[ShiftFeatures]) -> Result<Vec<f64>> {
-        let shifts = self.axes.len();
-        if train.len() != shifts {
-            return Err(Error::Invalid(format!(
-                "{} shifts of training features for statistics of {shifts}",
-                train.len()
-            )));
-        }
-        let mut scores: Option<Vec<f64>> = None;
+        self.check_shifts(train, "training")?;
+        let mut parts = Vec::with_capacity(train.len());
         for (k, f) in train.iter().enumerate() {
-            let (n, d) = dims(f, k, shifts)?;
+            let (n, d) = dims(f, k, train.len())?;
             let axes = &self.axes[k].0;
             if axes.len() != n * d {
                 return Err(Error::Invalid(format!(
@@ -239,8 +212,37 @@ impl CsiStatistics {
                         .fold(f64::NEG_INFINITY, f64::max)
                 })
                 .collect();
-            let logits = column(&f.shift, k)?;
+            parts.push((nearest, column(&f.shift, k)?));
+        }
+        self.combine(parts, "training")
+    }
+
+    /// One [`ShiftFeatures`] per shift of the statistics.
+    fn check_shifts(&self, features: &[ShiftFeatures], what: &str) -> Result<()> {
+        let shifts = self.axes.len();
+        if features.len() != shifts {
+            return Err(Error::Invalid(format!(
+                "{} shifts of {what} features for statistics of {shifts}",
+                features.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The CSI score (spec §6) from each shift's nearest-axis similarities and shift logits:
+    /// the mean over shifts of `w_sim[k]·nearest + w_shi[k]·logit`.
+    fn combine(&self, parts: Vec<(Vec<f64>, Vec<f64>)>, what: &str) -> Result<Vec<f64>> {
+        let shifts = parts.len();
+        let mut scores: Option<Vec<f64>> = None;
+        for (k, (nearest, logits)) in parts.into_iter().enumerate() {
+            let n = nearest.len();
             let acc = scores.get_or_insert_with(|| vec![0.0; n]);
+            if acc.len() != n {
+                return Err(Error::Invalid(format!(
+                    "shift {k} has {n} {what} images, shift 0 has {}",
+                    acc.len()
+                )));
+            }
             for i in 0..n {
                 acc[i] += self.w_sim[k] * nearest[i] + self.w_shi[k] * logits[i];
             }
