@@ -68,8 +68,23 @@ fn save(path: &Path, buf: Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// Writes ROC curves with their AUROC in the legend.
-pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
+/// The chart both plots draw on: f64 axes over a bitmap.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One chart in the style of both plots (title, axis descriptions, light mesh, legend box at
+/// `legend`), its series drawn by `series`, written to `path` as PNG.
+fn draw_chart(
+    path: &Path,
+    title: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    (x_desc, y_desc): (&str, &str),
+    legend: SeriesLabelPosition,
+    series: impl FnOnce(&mut Chart) -> Result<()>,
+) -> Result<()> {
     register_font();
     let mut buf = vec![0u8; (W * H * 3) as usize];
     {
@@ -80,44 +95,19 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .build_cartesian_2d(x, y)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
-            .x_desc("false-positive rate (normal images flagged)")
-            .y_desc("true-positive rate (anomalies found)")
+            .x_desc(x_desc)
+            .y_desc(y_desc)
             .draw()
             .map_err(plot_err)?;
-        chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
-            .map_err(plot_err)?;
-        for (i, c) in curves.iter().enumerate() {
-            // Distinct, readable on white (Palette99's third colour is a pale yellow).
-            const COLORS: [RGBColor; 6] = [
-                RGBColor(31, 119, 180),
-                RGBColor(214, 39, 40),
-                RGBColor(44, 160, 44),
-                RGBColor(148, 103, 189),
-                RGBColor(255, 127, 14),
-                RGBColor(0, 0, 0),
-            ];
-            let color = COLORS[i % COLORS.len()].to_rgba();
-            let auroc = crate::metrics::auroc(c.scores, c.normal)?;
-            chart
-                .draw_series(LineSeries::new(
-                    roc_points(c.scores, c.normal),
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label(format!("{} (AUROC {auroc:.3})", c.label))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
+        series(&mut chart)?;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(legend)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.4))
             .draw()
@@ -127,9 +117,51 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
     save(path, buf)
 }
 
+/// Writes ROC curves with their AUROC in the legend.
+pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
+    draw_chart(
+        path,
+        title,
+        (0f64..1f64, 0f64..1f64),
+        (
+            "false-positive rate (normal images flagged)",
+            "true-positive rate (anomalies found)",
+        ),
+        SeriesLabelPosition::LowerRight,
+        |chart| {
+            chart
+                .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
+                .map_err(plot_err)?;
+            for (i, c) in curves.iter().enumerate() {
+                // Distinct, readable on white (Palette99's third colour is a pale yellow).
+                const COLORS: [RGBColor; 6] = [
+                    RGBColor(31, 119, 180),
+                    RGBColor(214, 39, 40),
+                    RGBColor(44, 160, 44),
+                    RGBColor(148, 103, 189),
+                    RGBColor(255, 127, 14),
+                    RGBColor(0, 0, 0),
+                ];
+                let color = COLORS[i % COLORS.len()].to_rgba();
+                let auroc = crate::metrics::auroc(c.scores, c.normal)?;
+                chart
+                    .draw_series(LineSeries::new(
+                        roc_points(c.scores, c.normal),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(plot_err)?
+                    .label(format!("{} (AUROC {auroc:.3})", c.label))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
+}
+
 /// Writes overlaid histograms of the normal and the anomalous scores.
 pub fn plot_histograms(path: &Path, title: &str, scores: &[f64], normal: &[bool]) -> Result<()> {
-    register_font();
     let finite: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
     if finite.is_empty() {
         return Err(plot_err("no finite score"));
@@ -156,54 +188,36 @@ pub fn plot_histograms(path: &Path, title: &str, scores: &[f64], normal: &[bool]
         .flat_map(|c| counts[c].iter().map(move |&v| v as f64 / totals[c] as f64))
         .fold(0.0, f64::max)
         * 1.1;
-    let mut buf = vec![0u8; (W * H * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(lo..lo + span, 0f64..ymax.max(1e-9))
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc("score (higher = more normal)")
-            .y_desc("fraction of images")
-            .draw()
-            .map_err(plot_err)?;
-        let width = span / bins as f64;
-        for (c, (name, color)) in [("normal", BLUE), ("anomalous", RED)]
-            .into_iter()
-            .enumerate()
-        {
-            let bars = counts[c].iter().enumerate().map(move |(b, &v)| {
-                let x0 = lo + b as f64 * width;
-                Rectangle::new(
-                    [(x0, 0.0), (x0 + width, v as f64 / totals[c] as f64)],
-                    color.mix(0.45).filled(),
-                )
-            });
-            chart
-                .draw_series(bars)
-                .map_err(plot_err)?
-                .label(format!("{name} ({})", counts[c].iter().sum::<usize>()))
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.mix(0.45).filled())
+    draw_chart(
+        path,
+        title,
+        (lo..lo + span, 0f64..ymax.max(1e-9)),
+        ("score (higher = more normal)", "fraction of images"),
+        SeriesLabelPosition::UpperLeft,
+        |chart| {
+            let width = span / bins as f64;
+            for (c, (name, color)) in [("normal", BLUE), ("anomalous", RED)]
+                .into_iter()
+                .enumerate()
+            {
+                let bars = counts[c].iter().enumerate().map(move |(b, &v)| {
+                    let x0 = lo + b as f64 * width;
+                    Rectangle::new(
+                        [(x0, 0.0), (x0 + width, v as f64 / totals[c] as f64)],
+                        color.mix(0.45).filled(),
+                    )
                 });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-    }
-    save(path, buf)
+                chart
+                    .draw_series(bars)
+                    .map_err(plot_err)?
+                    .label(format!("{name} ({})", counts[c].iter().sum::<usize>()))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.mix(0.45).filled())
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
