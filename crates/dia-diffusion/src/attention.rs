@@ -28,11 +28,46 @@ fn split_qkv(qkv: &Tensor) -> CResult<(Tensor, Tensor, Tensor)> {
     Ok((part(0)?, part(1)?, part(2)?))
 }
 
+/// What both layers start with: `PreNorm`'s LayerNorm (`{name}.fn.norm`) and the bias-free 1×1
+/// `to_qkv` conv (`{name}.fn.fn.to_qkv`).
+#[derive(Clone, Debug)]
+struct NormQkv {
+    norm: LayerNorm,
+    to_qkv: Conv,
+}
+
+impl NormQkv {
+    fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+        Ok(Self {
+            norm: LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?,
+            to_qkv: Conv::new(
+                w,
+                &format!("{name}.fn.fn.to_qkv"),
+                dim,
+                3 * HIDDEN,
+                1,
+                1,
+                0,
+                false,
+            )?,
+        })
+    }
+
+    /// q, k, v of `LayerNorm(x)`, each (B, heads, 32, H·W).
+    fn qkv(&self, x: &Tensor) -> CResult<(Tensor, Tensor, Tensor)> {
+        split_qkv(&self.to_qkv.forward(&self.norm.forward(x)?)?)
+    }
+}
+
+/// The 1×1 output projection (with bias) from the heads back to `dim` channels.
+fn to_out(w: &mut Weights, name: &str, dim: usize) -> Result<Conv> {
+    Conv::new(w, name, HIDDEN, dim, 1, 1, 0, true)
+}
+
 /// `Residual(PreNorm(dim, LinearAttention(dim)))`.
 #[derive(Clone, Debug)]
 pub struct LinearAttention {
-    norm: LayerNorm,
-    to_qkv: Conv,
+    qkv: NormQkv,
     to_out: Conv,
     out_norm: LayerNorm,
 }
@@ -40,33 +75,10 @@ pub struct LinearAttention {
 impl LinearAttention {
     /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out.{0,1}`.
     pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
-        let norm = LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?;
-        let to_qkv = Conv::new(
-            w,
-            &format!("{name}.fn.fn.to_qkv"),
-            dim,
-            3 * HIDDEN,
-            1,
-            1,
-            0,
-            false,
-        )?;
-        let to_out = Conv::new(
-            w,
-            &format!("{name}.fn.fn.to_out.0"),
-            HIDDEN,
-            dim,
-            1,
-            1,
-            0,
-            true,
-        )?;
-        let out_norm = LayerNorm::new(w, &format!("{name}.fn.fn.to_out.1"), dim)?;
         Ok(Self {
-            norm,
-            to_qkv,
-            to_out,
-            out_norm,
+            qkv: NormQkv::new(w, name, dim)?,
+            to_out: to_out(w, &format!("{name}.fn.fn.to_out.0"), dim)?,
+            out_norm: LayerNorm::new(w, &format!("{name}.fn.fn.to_out.1"), dim)?,
         })
     }
 }
@@ -74,7 +86,7 @@ impl LinearAttention {
 impl Module for LinearAttention {
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let (b, _, h, w) = x.dims4()?;
-        let (q, k, v) = split_qkv(&self.to_qkv.forward(&self.norm.forward(x)?)?)?;
+        let (q, k, v) = self.qkv.qkv(x)?;
         let q = (softmax(&q, 2)? * (DIM_HEAD as f64).powf(-0.5))?;
         let k = softmax(&k, 3)?;
         let v = (v / (h * w) as f64)?;
@@ -90,8 +102,7 @@ impl Module for LinearAttention {
 /// `Residual(PreNorm(dim, Attention(dim)))` of the mid block.
 #[derive(Clone, Debug)]
 pub struct Attention {
-    norm: LayerNorm,
-    to_qkv: Conv,
+    qkv: NormQkv,
     to_out: Conv,
 }
 
@@ -108,31 +119,9 @@ fn l2_normalize_last(t: &Tensor) -> CResult<Tensor> {
 impl Attention {
     /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out`.
     pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
-        let norm = LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?;
-        let to_qkv = Conv::new(
-            w,
-            &format!("{name}.fn.fn.to_qkv"),
-            dim,
-            3 * HIDDEN,
-            1,
-            1,
-            0,
-            false,
-        )?;
-        let to_out = Conv::new(
-            w,
-            &format!("{name}.fn.fn.to_out"),
-            HIDDEN,
-            dim,
-            1,
-            1,
-            0,
-            true,
-        )?;
         Ok(Self {
-            norm,
-            to_qkv,
-            to_out,
+            qkv: NormQkv::new(w, name, dim)?,
+            to_out: to_out(w, &format!("{name}.fn.fn.to_out"), dim)?,
         })
     }
 }
@@ -140,7 +129,7 @@ impl Attention {
 impl Module for Attention {
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let (b, _, h, w) = x.dims4()?;
-        let (q, k, v) = split_qkv(&self.to_qkv.forward(&self.norm.forward(x)?)?)?;
+        let (q, k, v) = self.qkv.qkv(x)?;
         // The 0.27.12 quirk: normalised along the token axis n, not the feature axis d.
         let q = l2_normalize_last(&q)?;
         let k = l2_normalize_last(&k)?;
