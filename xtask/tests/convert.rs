@@ -97,72 +97,51 @@ fn encoders_and_ddpms_convert_to_loadable_safetensors() {
     assert_eq!(a, b);
 }
 
+/// Runs `xtask convert KIND INPUT OUT`, which must fail, and returns its stderr.
+fn refused(kind: &str, input: &Path, out: &Path) -> String {
+    let r = xtask(
+        &[
+            "convert",
+            kind,
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        !r.status.success(),
+        "{kind} {} was accepted",
+        input.display()
+    );
+    String::from_utf8_lossy(&r.stderr).into_owned()
+}
+
 #[test]
 fn bad_checkpoints_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     // Missing tensors are named.
-    let r = xtask(
-        &[
-            "convert",
-            "encoder",
-            encoder_fixture("data_parallel_prefix.pth")
-                .to_str()
-                .unwrap(),
-            out.to_str().unwrap(),
-        ],
-        &[],
+    let err = refused(
+        "encoder",
+        &encoder_fixture("data_parallel_prefix.pth"),
+        &out,
     );
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && err.contains("missing"), "{err}");
+    assert!(err.contains("missing"), "{err}");
     // A truncated zip.
     let bytes = std::fs::read(encoder_fixture("resnet18_w4.pth")).unwrap();
     let truncated = dir.path().join("truncated.pth");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let r = xtask(
-        &[
-            "convert",
-            "encoder",
-            truncated.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        !r.status.success() && err.contains("truncated.pth"),
-        "{err}"
-    );
+    let err = refused("encoder", &truncated, &out);
+    assert!(err.contains("truncated.pth"), "{err}");
     // A legacy (non-zip) pickle: the message says how to re-save it.
     let legacy = dir.path().join("legacy.pt");
     std::fs::write(&legacy, b"\x80\x02\x8a\x0alz\xfc\x9cF\xf9 j\xa8P\x19.").unwrap();
     for kind in ["encoder", "ddpm"] {
-        let r = xtask(
-            &[
-                "convert",
-                kind,
-                legacy.to_str().unwrap(),
-                out.to_str().unwrap(),
-            ],
-            &[],
-        );
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert!(
-            !r.status.success() && err.contains("torch.save"),
-            "{kind}: {err}"
-        );
+        let err = refused(kind, &legacy, &out);
+        assert!(err.contains("torch.save"), "{kind}: {err}");
     }
     // A DDPM file given as an encoder.
-    let r = xtask(
-        &[
-            "convert",
-            "encoder",
-            ddpm_fixture().to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(!r.status.success());
+    refused("encoder", &ddpm_fixture(), &out);
     assert!(!out.exists(), "nothing is written on failure");
 }
 

@@ -98,12 +98,14 @@ fn ok(out: &Output) {
     );
 }
 
-#[test]
-fn a_good_download_is_verified_laid_out_and_not_fetched_twice() {
-    let zip = zip_archive(&[]);
+/// A server holding `zip` at `/ds.zip` (its first full response cut after `cut` bytes, if
+/// given) and a project root whose manifest `toy` points there with SHA-256 `hash`.
+fn toy_source(zip: &[u8], hash: &str, cut: Option<usize>) -> (server::Server, tempfile::TempDir) {
     let srv = server::start(server::Routes {
-        files: HashMap::from([("/ds.zip".to_string(), zip.clone())]),
-        ..Default::default()
+        files: HashMap::from([("/ds.zip".to_string(), zip.to_vec())]),
+        cut_first: cut
+            .map(|n| HashMap::from([("/ds.zip".to_string(), n)]))
+            .unwrap_or_default(),
     });
     let root = tempfile::tempdir().unwrap();
     manifest(
@@ -111,8 +113,23 @@ fn a_good_download_is_verified_laid_out_and_not_fetched_twice() {
         "toy",
         "ds.zip",
         &format!("{}/ds.zip", srv.base),
-        Some(&sha(&zip)),
+        Some(hash),
     );
+    (srv, root)
+}
+
+/// The file names in `dir`.
+fn names(dir: &Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
+#[test]
+fn a_good_download_is_verified_laid_out_and_not_fetched_twice() {
+    let zip = zip_archive(&[]);
+    let (srv, root) = toy_source(&zip, &sha(&zip), None);
     ok(&xtask(&["fetch-datasets", "toy"], root.path()));
     let data = root.path().join("data/toy");
     assert_eq!(count(&data.join("train/0_normal")), 8);
@@ -130,34 +147,15 @@ fn a_good_download_is_verified_laid_out_and_not_fetched_twice() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("already fetched"));
     assert_eq!(srv.log.lock().unwrap().len(), 1);
     // With the split file kept, a fresh fetch gives the same split.
-    let first = std::fs::read_dir(data.join("test/0_normal"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect::<std::collections::BTreeSet<_>>();
+    let first = names(&data.join("test/0_normal"));
     std::fs::remove_dir_all(root.path().join("data")).unwrap();
     ok(&xtask(&["fetch-datasets", "toy"], root.path()));
-    let again = std::fs::read_dir(data.join("test/0_normal"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect::<std::collections::BTreeSet<_>>();
-    assert_eq!(first, again);
+    assert_eq!(first, names(&data.join("test/0_normal")));
 }
 
 #[test]
 fn a_wrong_hash_extracts_nothing() {
-    let zip = zip_archive(&[]);
-    let srv = server::start(server::Routes {
-        files: HashMap::from([("/ds.zip".to_string(), zip)]),
-        ..Default::default()
-    });
-    let root = tempfile::tempdir().unwrap();
-    manifest(
-        root.path(),
-        "toy",
-        "ds.zip",
-        &format!("{}/ds.zip", srv.base),
-        Some(&"0".repeat(64)),
-    );
+    let (_srv, root) = toy_source(&zip_archive(&[]), &"0".repeat(64), None);
     let out = xtask(&["fetch-datasets", "toy"], root.path());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -174,18 +172,7 @@ fn a_wrong_hash_extracts_nothing() {
 fn an_interrupted_download_resumes() {
     let zip = zip_archive(&[]);
     let half = zip.len() / 2;
-    let srv = server::start(server::Routes {
-        files: HashMap::from([("/ds.zip".to_string(), zip.clone())]),
-        cut_first: HashMap::from([("/ds.zip".to_string(), half)]),
-    });
-    let root = tempfile::tempdir().unwrap();
-    manifest(
-        root.path(),
-        "toy",
-        "ds.zip",
-        &format!("{}/ds.zip", srv.base),
-        Some(&sha(&zip)),
-    );
+    let (srv, root) = toy_source(&zip, &sha(&zip), Some(half));
     let out = xtask(&["fetch-datasets", "toy"], root.path());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("resume"));

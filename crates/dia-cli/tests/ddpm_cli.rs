@@ -72,56 +72,29 @@ fn training_lowers_the_loss_and_the_model_dissolves_and_samples() {
     let x = candle_core::Tensor::full(0.5f32, (2, 3, 28, 28), &Device::Cpu).unwrap();
     let input = dir.path().join("x.npy");
     x.write_npy(&input).unwrap();
-    let m = model.to_str().unwrap();
+    let (m, inp) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let dissolve = |extra: &[&str]| {
+        let mut args = vec!["dissolve", "--checkpoint", m, inp];
+        args.extend_from_slice(extra);
+        dia(&args)
+    };
     let one = dir.path().join("one.npy");
-    ok(&dia(&[
-        "dissolve",
-        "--checkpoint",
-        m,
-        input.to_str().unwrap(),
-        "--t",
-        "50",
-        "-o",
-        one.to_str().unwrap(),
-    ]));
+    ok(&dissolve(&["--t", "50", "-o", one.to_str().unwrap()]));
     assert_eq!(
         candle_core::Tensor::read_npy(&one).unwrap().dims(),
         [2, 3, 28, 28]
     );
     let many = dir.path().join("many.npy");
-    ok(&dia(&[
-        "dissolve",
-        "--checkpoint",
-        m,
-        input.to_str().unwrap(),
-        "--t",
-        "30,99",
-        "-o",
-        many.to_str().unwrap(),
-    ]));
+    ok(&dissolve(&["--t", "30,99", "-o", many.to_str().unwrap()]));
     assert_eq!(
         candle_core::Tensor::read_npy(&many).unwrap().dims(),
         [2, 2, 3, 28, 28]
     );
     let strip = dir.path().join("strip.png");
-    ok(&dia(&[
-        "dissolve",
-        "--checkpoint",
-        m,
-        input.to_str().unwrap(),
-        "-o",
-        strip.to_str().unwrap(),
-    ]));
+    ok(&dissolve(&["-o", strip.to_str().unwrap()]));
     assert!(image::open(&strip).unwrap().width() > 0);
     // A timestep past T is refused.
-    let out = dia(&[
-        "dissolve",
-        "--checkpoint",
-        m,
-        input.to_str().unwrap(),
-        "--t",
-        "1000",
-    ]);
+    let out = dissolve(&["--t", "1000"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--t"));
 
     let grid = dir.path().join("samples.png");
