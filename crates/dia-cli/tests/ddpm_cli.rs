@@ -189,22 +189,20 @@ fn bad_input_is_refused_with_a_clear_error() {
     // Unknown config keys and impossible shapes.
     let cfg = config(dir.path(), 10, 5);
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.clone() + "learning_rate: 1\n").unwrap();
-    let out = dia(&[
-        "train-ddpm",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        dir.path().join("r").to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("learning_rate"));
-    std::fs::write(&cfg, text.replace("image_size: 16", "image_size: 15")).unwrap();
-    let out = dia(&[
-        "train-ddpm",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run",
-        dir.path().join("r").to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("image_size 15"));
+    let run = dir.path().join("r");
+    let train_stderr = |yaml: String| {
+        std::fs::write(&cfg, yaml).unwrap();
+        let args = [
+            "train-ddpm",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ];
+        String::from_utf8_lossy(&dia(&args).stderr).into_owned()
+    };
+    assert!(train_stderr(text.clone() + "learning_rate: 1\n").contains("learning_rate"));
+    assert!(
+        train_stderr(text.replace("image_size: 16", "image_size: 15")).contains("image_size 15")
+    );
 }
