@@ -100,6 +100,9 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
 
 /// Forward: `y (n, cout, ho, wo)`; on the AVX-512 tile when the CPU has it (`fastconv`).
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
+    if crate::winograd::applies(g) {
+        return crate::winograd::forward(x, w, g);
+    }
     if fastconv::supported(g) {
         return fastconv::forward(x, w, g);
     }
@@ -190,6 +193,9 @@ fn backward_input_gemm(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Ve
 /// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch; on the AVX-512 tile when
 /// the CPU has it.
 pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    if crate::winograd::applies(g) {
+        return crate::winograd::backward_weight(x, dy, g);
+    }
     if fastconv::supported(g) {
         return fastconv::backward_weight(x, dy, g);
     }
@@ -534,6 +540,60 @@ mod tests {
         }
     }
 
+    /// Winograd F(4×4, 3×3) against the portable gemm path, all three passes: tiles cut by the
+    /// edges (sizes not multiples of 4), padding 0/1/2, channel counts that are not multiples
+    /// of 16 or 64, blocks of tile rows that do not divide the image (44 × 40 at 64 channels),
+    /// and weights large enough for the all-tiles-at-once schedule.
+    #[test]
+    fn winograd_matches_the_gemm_path() {
+        let shapes = [
+            (2, 16, 64, (32, 32), 1),
+            (3, 16, 24, (20, 17), 1),
+            (2, 17, 20, (9, 11), 1),
+            (2, 18, 16, (7, 6), 0),
+            (2, 19, 33, (5, 8), 2),
+            (4, 32, 16, (4, 4), 1),
+            (2, 70, 130, (6, 6), 1),
+            (2, 64, 48, (44, 40), 1),
+            (3, 200, 100, (5, 7), 1),
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for (n, cin, cout, hw, p) in shapes {
+            let g = geom_of(n, cin, cout, hw, 3, 1, p);
+            if !crate::winograd::applies(&g) {
+                return; // no AVX-512 on this CPU (or turned off): nothing to compare
+            }
+            let x: Vec<f32> = (0..n * cin * hw.0 * hw.1)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let w: Vec<f32> = (0..cout * g.k())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let dy: Vec<f32> = (0..n * cout * g.hw_out())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let what = format!("n{n} {cin}->{cout} {hw:?} p{p}");
+            let e = max_rel(
+                &crate::winograd::forward(&x, &w, &g),
+                &forward_gemm(&x, &w, &g, 1 << 20),
+            );
+            let ef = e;
+            assert!(e < 5e-5, "forward {what}: {e}");
+            let e = max_rel(
+                &backward_input(&dy, &w, &g, 1 << 20),
+                &backward_input_gemm(&dy, &w, &g, 1 << 20),
+            );
+            assert!(e < 5e-5, "input grad {what}: {e}");
+            let ei = e;
+            let e = max_rel(
+                &crate::winograd::backward_weight(&x, &dy, &g),
+                &backward_weight_gemm(&x, &dy, &g),
+            );
+            assert!(e < 5e-5, "weight grad {what}: {e}");
+            eprintln!("{what}: forward {ef:.1e}, input grad {ei:.1e}, weight grad {e:.1e}");
+        }
+    }
+
     /// Per-layer timings of the three passes on the ResNet-18 (CIFAR) shapes at batch 64, for
     /// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`.
     #[test]
@@ -566,7 +626,13 @@ mod tests {
             ts[2]
         };
         let mut tot = [0f64; 3];
+        let only: Option<usize> = std::env::var("DIA_LAYER_CIN")
+            .ok()
+            .and_then(|v| v.parse().ok());
         for (cin, cout, hw, k, s, p, count) in layers {
+            if only.is_some_and(|c| c != cin || k != 3 || s != 1) {
+                continue;
+            }
             let g = geom_of(64, cin, cout, (hw, hw), k, s, p);
             let x = vec![0.5f32; 64 * cin * hw * hw];
             let w = vec![0.25f32; cout * g.k()];

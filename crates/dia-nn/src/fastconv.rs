@@ -114,7 +114,7 @@ fn pack_panels(w: &[f32], k: usize, n: usize, width: usize) -> Vec<f32> {
 /// A shared output buffer that tiles write through. Safety rests on the partition: every
 /// element is written by exactly one tile (tiles cover disjoint output pixels), so no two
 /// threads touch the same float.
-struct Out {
+pub(crate) struct Out {
     ptr: *mut f32,
     len: usize,
 }
@@ -123,7 +123,23 @@ struct Out {
 unsafe impl Sync for Out {}
 
 impl Out {
-    fn write(&self, off: usize, src: &[f32]) {
+    /// Writes go to the spare capacity of `v` (the caller sets its length once every element
+    /// is written).
+    pub(crate) fn new(v: &mut Vec<f32>) -> Self {
+        Self {
+            ptr: v.as_mut_ptr(),
+            len: v.capacity(),
+        }
+    }
+
+    /// Four floats at `off` (one row of a Winograd output tile) as one fixed-size copy.
+    pub(crate) fn write4(&self, off: usize, src: &[f32; 4]) {
+        assert!(off + 4 <= self.len, "conv output write out of bounds");
+        // SAFETY: as for `write`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), 4) }
+    }
+
+    pub(crate) fn write(&self, off: usize, src: &[f32]) {
         assert!(
             off + src.len() <= self.len,
             "conv output write out of bounds"
@@ -155,10 +171,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     // `set_len` below comes after the last write.
     let len = g.n * g.cout * hw_o;
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = Out {
-        ptr: y.as_mut_ptr(),
-        len,
-    };
+    let out = Out::new(&mut y);
     if g.stride == 1 && g.wo >= 16 {
         let b = pack_panels(w, k, g.cout, NR);
         // Four tiles share each B panel while it is in L1.
@@ -204,7 +217,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
                             }),
                             cols: px.len(),
                         };
-                        microkernel::tile_bt(at, &b, acc);
+                        microkernel::tile_bt(at, &b, &mut acc[..], false);
                         for (n, &(img, p)) in px.iter().enumerate() {
                             for m in 0..BT_MR.min(g.cout - t * BT_MR) {
                                 out.set(
@@ -258,7 +271,7 @@ struct Run {
 }
 
 /// The geometry of the input gradient as a stride-1 convolution of `dY`.
-fn transposed(g: &ConvGeom) -> ConvGeom {
+pub(crate) fn transposed(g: &ConvGeom) -> ConvGeom {
     ConvGeom {
         n: g.n,
         cin: g.cout,
@@ -276,6 +289,9 @@ fn transposed(g: &ConvGeom) -> ConvGeom {
 
 /// Input gradient of a stride-1 convolution ([`input_grad_supported`]): `dx (n, cin, h, w)`.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    if crate::winograd::applies(&transposed(g)) {
+        return crate::winograd::backward_input(dy, w, g);
+    }
     // The transposed conv's weight w'[ci][co][ky][kx] = w[co][ci][kh−1−ky][kw−1−kx]: channel
     // axes swapped, taps reversed.
     let taps = g.kh * g.kw;
@@ -338,7 +354,12 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                         cols,
                     };
                     for t in 0..ctiles {
-                        microkernel::tile_bt(&abuf[t * np * BT_MR..][..np * BT_MR], &b, &mut acc);
+                        microkernel::tile_bt(
+                            &abuf[t * np * BT_MR..][..np * BT_MR],
+                            &b,
+                            &mut acc,
+                            false,
+                        );
                         let valid = BT_MR.min(g.cout - t * BT_MR);
                         for n in 0..cols {
                             let d = &mut dwt[(k0 + n) * g.cout + t * BT_MR..][..valid];

@@ -47,6 +47,7 @@ pub mod init;
 mod microkernel;
 pub mod pool;
 mod storage;
+mod winograd;
 
 pub use add_relu::add_relu;
 pub use alloc::tune_allocator;

@@ -112,10 +112,12 @@ pub(crate) struct BTile<'a> {
     pub cols: usize,
 }
 
-/// `tile[n·64 + m] = Σ_s a[s·64 + m] · B[s][n]` over the steps of `b.steps`, A packed.
+/// `out[n·64 + m] = Σ_s a[s·64 + m] · B[s][n]` over the steps of `b.steps`, A packed, for the
+/// `b.cols` wanted columns (`out` holds at least `64·cols` floats; nothing past is written).
+/// With `accumulate` the sums are added to what `out` holds.
 ///
-/// Panics if a load would leave its slice or the panel is short.
-pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32; BT_MR * BT_NR]) {
+/// Panics if a load would leave its slice, the panel is short or `out` is.
+pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: bool) {
     let smax = b.steps.max();
     assert!(
         (1..=BT_NR).contains(&b.cols) && b.noff[..b.cols].iter().all(|&o| smax + o < b.data.len()),
@@ -125,12 +127,13 @@ pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32; BT_MR * BT_NR]) 
         a.len() >= b.steps.len() * BT_MR,
         "microkernel: A panel too short"
     );
+    assert!(out.len() >= b.cols * BT_MR, "microkernel: output too short");
     assert!(available(), "microkernel: AVX-512 is not available");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present; A reads `steps·64` floats of `a`, B reads only the checked
-    // columns (the others alias column 0).
+    // columns (the others alias column 0), stores go to the first `cols·64` floats of `out`.
     unsafe {
-        x86::tile_bt(a, b, out)
+        x86::tile_bt(a, b, out, accumulate)
     }
 }
 
@@ -169,11 +172,19 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32; BT_MR * BT_NR]) {
+    pub(super) unsafe fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: bool) {
         let base = b.data.as_ptr();
         let p: [*const f32; BT_NR] =
             std::array::from_fn(|n| base.add(b.noff[if n < b.cols { n } else { 0 }]));
+        let o = out.as_mut_ptr();
         let mut acc = [[_mm512_setzero_ps(); BT_MV]; BT_NR];
+        if accumulate {
+            for (n, row) in acc.iter_mut().enumerate().take(b.cols) {
+                for (v, r) in row.iter_mut().enumerate() {
+                    *r = _mm512_loadu_ps(o.add(n * BT_MR + 16 * v));
+                }
+            }
+        }
         let mut ap = a.as_ptr();
         for &s in b.steps.0 {
             let s = s as usize;
@@ -186,8 +197,7 @@ mod x86 {
             }
             ap = ap.add(BT_MR);
         }
-        let o = out.as_mut_ptr();
-        for (n, row) in acc.iter().enumerate() {
+        for (n, row) in acc.iter().enumerate().take(b.cols) {
             for (v, r) in row.iter().enumerate() {
                 _mm512_storeu_ps(o.add(n * BT_MR + 16 * v), *r);
             }
@@ -248,14 +258,14 @@ mod tests {
             .map(|i| (i % 7) as f32 * 0.25)
             .collect();
         let noff = [0, 1, 5, 20, 40, 53];
-        let mut out = [0f32; BT_MR * BT_NR];
+        let mut out = [-7f32; BT_MR * BT_NR];
         let b = BTile {
             data: &data,
             steps: Steps::new(&steps),
             noff,
             cols: 5,
         };
-        tile_bt(&a, &b, &mut out);
+        tile_bt(&a, &b, &mut out, false);
         for n in 0..5 {
             for m in 0..BT_MR {
                 let want: f32 = (0..steps.len())
@@ -264,6 +274,8 @@ mod tests {
                 assert_eq!(out[n * BT_MR + m], want, "n {n} m {m}");
             }
         }
+        // Columns past `cols` are not written.
+        assert!(out[5 * BT_MR..].iter().all(|&v| v == -7.0));
     }
 
     #[test]
