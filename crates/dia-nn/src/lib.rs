@@ -46,6 +46,7 @@ mod im2col;
 pub mod init;
 mod microkernel;
 pub mod pool;
+mod scratch;
 mod storage;
 mod winograd;
 

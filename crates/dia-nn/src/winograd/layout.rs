@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::transforms::{self, LANES};
+use crate::scratch::Scratch;
 
 /// One NCHW batch `x (n, c, h, w)` seen with `pad` zeros on the top and left and as many as
 /// needed on the bottom and right to fill `wp` columns (and any rows asked for).
@@ -46,11 +47,12 @@ impl Source<'_> {
         }
     }
 
-    /// Rows `0..hp` of every image and channel block: `[n][c/16][hp][wp][16]`.
-    pub fn blocked(&self, n: usize, hp: usize) -> Vec<f32> {
+    /// Rows `0..hp` of every image and channel block: `[n][c/16][hp][wp][16]` (every
+    /// element written, so a [`Scratch`] buffer).
+    pub fn blocked(&self, n: usize, hp: usize) -> Scratch {
         let plane = hp * self.wp * LANES;
         let cblocks = self.cblocks();
-        let mut xb = vec![0f32; n * cblocks * plane];
+        let mut xb = Scratch::take(n * cblocks * plane);
         xb.par_chunks_mut(plane)
             .enumerate()
             .for_each(|(j, dst)| self.rows(j / cblocks, j % cblocks, 0, dst));

@@ -34,6 +34,7 @@ use rayon::prelude::*;
 use crate::fastconv::{self, Out};
 use crate::im2col::ConvGeom;
 use crate::microkernel::{self, BTile, Steps, BT_MR, BT_NR};
+use crate::scratch::Scratch;
 use layout::Source;
 use transforms::LANES;
 
@@ -173,7 +174,7 @@ struct Pass<'a> {
     g: &'a ConvGeom,
     plan: Plan,
     x: Source<'a>,
-    u: Vec<f32>,
+    u: Scratch,
     steps: Vec<u32>,
     out: Out,
 }
@@ -201,7 +202,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// The convolution of `x` with the transformed filters `u`.
-fn run(x: &[f32], u: Vec<f32>, g: &ConvGeom) -> Vec<f32> {
+fn run(x: &[f32], u: Scratch, g: &ConvGeom) -> Vec<f32> {
     let plan = Plan::new(g);
     let len = g.n * g.cout * g.ho * g.wo;
     // Not zeroed first: every output pixel of every channel is written by the output
@@ -267,11 +268,12 @@ fn run(x: &[f32], u: Vec<f32>, g: &ConvGeom) -> Vec<f32> {
         let per_chunk = pass.plan.per_chunk();
         for t0 in (0..tiles).step_by(per_chunk) {
             let np = per_chunk.min(tiles - t0);
-            let mut v = crate::conv::zeros(np * XI * cp);
+            // Scratch: the input transforms write all of `v`, the gemms all of `m`.
+            let mut v = Scratch::take(np * XI * cp);
             v.par_chunks_mut(XI * cp)
                 .enumerate()
                 .for_each(|(p, vt)| pass.plan.input_batch(&xb, t0 + p, vt));
-            let mut m = crate::conv::zeros(np * XI * kp);
+            let mut m = Scratch::take(np * XI * kp);
             m.par_chunks_mut(np * BT_MR)
                 .enumerate()
                 .for_each(|(j, mj)| pass.gemm(j / kpanels, j % kpanels, &v, mj));

@@ -95,6 +95,42 @@ pub(crate) fn grad_tile(src: &[f32], row: usize, dst: &mut [f32], stride: usize)
     unreachable!("AVX-512 is x86-64 only")
 }
 
+/// Filter transform of 16 kernels: `g[tap·16 + l]` is tap `tap` (row-major 3 × 3) of kernel
+/// `l` — taps in reverse order with `flip` (the kernel rotated by 180°); `dst[ξ·stride ..][..16]`
+/// receives `U[ξ] = (G g Gᵀ)[ξ]`.
+pub(crate) fn filter_tile(g: &[f32], flip: bool, dst: &mut [f32], stride: usize) {
+    assert!(g.len() >= 9 * LANES, "winograd: kernel block too short");
+    assert!(
+        dst.len() >= 35 * stride + LANES,
+        "winograd: U out of bounds"
+    );
+    assert!(crate::microkernel::available());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present; loads and stores stay inside the checked extents.
+    unsafe {
+        x86::filter_tile(g.as_ptr(), flip, dst.as_mut_ptr(), stride)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX-512 is x86-64 only")
+}
+
+/// Kernel gradient of 16 kernels from their transform: `du[ξ·stride ..][..16]` is `dU[ξ]`;
+/// returns, for each kernel `l`, `Gᵀ dU G` in `out[l][..9]` (taps row-major).
+pub(crate) fn filter_grad_tile(du: &[f32], stride: usize) -> [[f32; LANES]; LANES] {
+    assert!(
+        du.len() >= 35 * stride + LANES,
+        "winograd: dU out of bounds"
+    );
+    assert!(crate::microkernel::available());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present; loads stay inside the checked extent.
+    unsafe {
+        x86::filter_grad_tile(du.as_ptr(), stride)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX-512 is x86-64 only")
+}
+
 /// Output transform of one tile of 16 channels: `m[ξ·stride ..][..16]` is `M[ξ]`; returns, for
 /// each channel lane `l`, its 4 × 4 output block row-major (`out[l][4r + s]`).
 pub(crate) fn output_tile(m: &[f32], stride: usize) -> [[f32; LANES]; LANES] {
@@ -247,6 +283,95 @@ mod x86 {
                 _mm512_storeu_ps(dst.add((6 * a + b) * stride), v);
             }
         }
+    }
+
+    /// `G g` for one column of three vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn g3(a: __m512, b: __m512, c: __m512) -> [__m512; 6] {
+        let sixth = _mm512_set1_ps(-1.0 / 6.0);
+        let s = _mm512_add_ps(a, c);
+        let p = _mm512_fmadd_ps(
+            a,
+            _mm512_set1_ps(1.0 / 24.0),
+            _mm512_mul_ps(c, _mm512_set1_ps(1.0 / 6.0)),
+        );
+        let q = _mm512_mul_ps(b, _mm512_set1_ps(1.0 / 12.0));
+        [
+            _mm512_mul_ps(a, _mm512_set1_ps(0.25)),
+            _mm512_mul_ps(_mm512_add_ps(s, b), sixth),
+            _mm512_mul_ps(_mm512_sub_ps(s, b), sixth),
+            _mm512_add_ps(p, q),
+            _mm512_sub_ps(p, q),
+            c,
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn filter_tile(g: *const f32, flip: bool, dst: *mut f32, stride: usize) {
+        let tap = |t: usize| _mm512_loadu_ps(g.add(if flip { 8 - t } else { t } * LANES));
+        // Along ky for each column kx, then along kx for each transformed row.
+        let t: [[__m512; 6]; 3] = std::array::from_fn(|j| g3(tap(j), tap(3 + j), tap(6 + j)));
+        for a_ in 0..6 {
+            for (b, v) in g3(t[0][a_], t[1][a_], t[2][a_]).into_iter().enumerate() {
+                _mm512_storeu_ps(dst.add((6 * a_ + b) * stride), v);
+            }
+        }
+    }
+
+    /// `Gᵀ u` for one column of six vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn gt6(u: [__m512; 6]) -> [__m512; 3] {
+        let s12 = _mm512_add_ps(u[1], u[2]);
+        let s34 = _mm512_add_ps(u[3], u[4]);
+        let (sixth, twelfth, quarter) = (
+            _mm512_set1_ps(1.0 / 6.0),
+            _mm512_set1_ps(1.0 / 12.0),
+            _mm512_set1_ps(0.25),
+        );
+        [
+            _mm512_fmadd_ps(
+                u[0],
+                quarter,
+                _mm512_fmadd_ps(
+                    s34,
+                    _mm512_set1_ps(1.0 / 24.0),
+                    _mm512_mul_ps(s12, _mm512_set1_ps(-1.0 / 6.0)),
+                ),
+            ),
+            _mm512_fmadd_ps(
+                _mm512_sub_ps(u[2], u[1]),
+                sixth,
+                _mm512_mul_ps(_mm512_sub_ps(u[3], u[4]), twelfth),
+            ),
+            _mm512_fmadd_ps(_mm512_sub_ps(s34, s12), sixth, u[5]),
+        ]
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn filter_grad_tile(du: *const f32, stride: usize) -> [[f32; LANES]; LANES] {
+        // Along a for each column b, then along b for each of the three rows.
+        let mut t = [[_mm512_setzero_ps(); 6]; 3];
+        for b in 0..6 {
+            let col: [__m512; 6] =
+                std::array::from_fn(|a_| _mm512_loadu_ps(du.add((6 * a_ + b) * stride)));
+            for (i, v) in gt6(col).into_iter().enumerate() {
+                t[i][b] = v;
+            }
+        }
+        let mut g = [_mm512_setzero_ps(); 16];
+        for (i, ti) in t.iter().enumerate() {
+            for (j, v) in gt6(*ti).into_iter().enumerate() {
+                g[3 * i + j] = v;
+            }
+        }
+        transpose(&mut g);
+        let mut out = [[0f32; LANES]; LANES];
+        for (o, v) in out.iter_mut().zip(&g) {
+            _mm512_storeu_ps(o.as_mut_ptr(), *v);
+        }
+        out
     }
 
     /// `A y` for one column of four vectors (A = (Aᵀ)ᵀ, 6 × 4).

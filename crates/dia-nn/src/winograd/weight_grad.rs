@@ -17,6 +17,7 @@ use super::{applies, filter, transforms, Plan, Source, LANES, XI};
 use crate::fastconv::Out;
 use crate::im2col::ConvGeom;
 use crate::microkernel::{self, BTile, Steps, BT_MR, BT_NR};
+use crate::scratch::Scratch;
 
 /// Weight gradient `dw (cout, cin, 3, 3)`, summed over the batch ([`applies`] must hold).
 pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
@@ -115,7 +116,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         let per_chunk = pass.plan.per_chunk();
         for t0 in (0..tiles).step_by(per_chunk) {
             let np = per_chunk.min(tiles - t0);
-            let mut v = crate::conv::zeros(np * XI * cp);
+            let mut v = Scratch::take(np * XI * cp); // all written by the input transforms
             v.par_chunks_mut(XI * cp)
                 .enumerate()
                 .for_each(|(p, vt)| pass.plan.input_batch(&xb, t0 + p, vt));
