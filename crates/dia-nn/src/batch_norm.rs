@@ -30,7 +30,7 @@ struct Stats {
 
 /// Channel statistics of NCHW data: mean and biased variance.
 fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize, eps: f64) -> Stats {
-    let sums = channel_sums(n, c, hw, |_, i| (x[i], x[i] * x[i]));
+    let sums = channel_sums(n, c, hw, |p| [&x[p * hw..]], |_, [v]| (v, v * v));
     let m = (n * hw) as f64;
     let per: Vec<(f32, f32, f32)> = sums
         .iter()
@@ -85,34 +85,40 @@ fn affine_channels(
     y
 }
 
-/// Per channel, the sums over (N, H, W) of the two values `f(channel, index)` returns: the
-/// reductions of the forward statistics and of both backward passes.
+/// Per channel, the sums over (N, H, W) of the two values `f(channel, [a, b, …])` returns for
+/// the elements at one position of the `K` planes `planes(p)` gives for plane `p` (image
+/// `p / c`, channel `p % c`): the reductions of the forward statistics and of both backward
+/// passes.
 ///
-/// Each image plane is summed in 16 independent f32 lanes (which the compiler vectorises; one
-/// f64 chain was latency-bound at a few cycles per element), and the planes are added in f64.
-fn channel_sums(
+/// Each plane is summed in 16 independent f32 lanes over fixed-size chunks, so the compiler
+/// sees no bounds checks and vectorises (one f64 chain was latency-bound at a few cycles per
+/// element); the planes are added in f64.
+fn channel_sums<'a, const K: usize>(
     n: usize,
     c: usize,
     hw: usize,
-    f: impl Fn(usize, usize) -> (f32, f32) + Sync,
+    planes: impl Fn(usize) -> [&'a [f32]; K] + Sync,
+    f: impl Fn(usize, [f32; K]) -> (f32, f32) + Sync,
 ) -> Vec<(f64, f64)> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
             let (mut a, mut b) = (0f64, 0f64);
             for img in 0..n {
-                let o = (img * c + ch) * hw;
+                let pl = planes(img * c + ch).map(|p| &p[..hw]);
                 let (mut la, mut lb) = ([0f32; 16], [0f32; 16]);
                 let full = hw / 16 * 16;
-                for base in (o..o + full).step_by(16) {
+                for base in (0..full).step_by(16) {
+                    let chunk: [&[f32; 16]; K] =
+                        pl.map(|p| p[base..base + 16].try_into().expect("16 floats"));
                     for l in 0..16 {
-                        let (u, v) = f(ch, base + l);
+                        let (u, v) = f(ch, chunk.map(|p| p[l]));
                         la[l] += u;
                         lb[l] += v;
                     }
                 }
-                for i in o + full..o + hw {
-                    let (u, v) = f(ch, i);
+                for i in full..hw {
+                    let (u, v) = f(ch, pl.map(|p| p[i]));
                     a += u as f64;
                     b += v as f64;
                 }
@@ -180,24 +186,32 @@ impl CustomOp3 for BatchNormTrain {
         let (dx, dgamma, dbeta) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |dyv| {
-                    // (Σ dy, Σ dy·x̂) per channel.
-                    let sums = channel_sums(n, c, hw, |ch, i| {
-                        let g = eff(dyv[i], yv[i]);
-                        (g, g * ((xv[i] - stats.mean[ch]) * stats.invstd[ch]))
-                    });
+                    // (Σ dy, Σ dy·(x − mean)) per channel; Σ dy·x̂ is the second times invstd.
+                    let sums = channel_sums(
+                        n,
+                        c,
+                        hw,
+                        |p| [&dyv[p * hw..], &yv[p * hw..], &xv[p * hw..]],
+                        |ch, [d, yv, xv]| {
+                            let g = eff(d, yv);
+                            (g, g * (xv - stats.mean[ch]))
+                        },
+                    );
+                    let dg_of = |ch: usize| (sums[ch].1 * stats.invstd[ch] as f64) as f32;
                     let m = stats.count as f32;
                     let mut dx = vec![0f32; xv.len()];
                     dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
                         let ch = p % c;
-                        let (db, dg) = (sums[ch].0 as f32, sums[ch].1 as f32);
-                        let k = gamma_v[ch] * stats.invstd[ch] / m;
-                        for (j, o) in out.iter_mut().enumerate() {
-                            let i = p * hw + j;
-                            let xhat = (xv[i] - stats.mean[ch]) * stats.invstd[ch];
-                            *o = k * (m * eff(dyv[i], yv[i]) - db - xhat * dg);
+                        let (db, dg) = (sums[ch].0 as f32, dg_of(ch));
+                        let (mean, invstd) = (stats.mean[ch], stats.invstd[ch]);
+                        let k = gamma_v[ch] * invstd / m;
+                        let planes = dyv[p * hw..][..hw].iter().zip(&yv[p * hw..][..hw]);
+                        for ((o, (&d, &yv)), &xv) in out.iter_mut().zip(planes).zip(&xv[p * hw..]) {
+                            let xhat = (xv - mean) * invstd;
+                            *o = k * (m * eff(d, yv) - db - xhat * dg);
                         }
                     });
-                    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+                    let dgamma: Vec<f32> = (0..c).map(dg_of).collect();
                     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
                     (dx, dgamma, dbeta)
                 })
@@ -266,14 +280,21 @@ impl CustomOp3 for ChannelAffine {
         let (dx, dscale, dshift) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |g| {
-                    let eff = |i: usize| if relu && yv[i] <= 0.0 { 0.0 } else { g[i] };
+                    let eff = |d: f32, y: f32| if relu && y <= 0.0 { 0.0 } else { d };
                     // (Σ dy·x, Σ dy) per channel.
-                    let sums = channel_sums(n, c, hw, |_, i| (eff(i) * xv[i], eff(i)));
+                    let sums = channel_sums(
+                        n,
+                        c,
+                        hw,
+                        |p| [&g[p * hw..], &yv[p * hw..], &xv[p * hw..]],
+                        |_, [d, y, x]| (eff(d, y) * x, eff(d, y)),
+                    );
                     let mut dx = vec![0f32; xv.len()];
                     if hw > 0 {
                         dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
-                            for (j, o) in out.iter_mut().enumerate() {
-                                *o = eff(p * hw + j) * scale_v[p % c];
+                            let planes = g[p * hw..].iter().zip(&yv[p * hw..]);
+                            for (o, (&d, &y)) in out.iter_mut().zip(planes) {
+                                *o = eff(d, y) * scale_v[p % c];
                             }
                         });
                     }
