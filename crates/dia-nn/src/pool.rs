@@ -38,29 +38,31 @@ impl MaxPoolConfig {
     }
 
     /// For each output position of one plane, the input index of the first maximum of its
-    /// window (row-major scan).
+    /// window (row-major scan; a NaN wins over any number, and the last NaN over earlier
+    /// ones, as in PyTorch's kernel).
+    ///
+    /// The window is clipped to the plane once per output position, so the scan is over
+    /// plain row slices with no bounds test per element.
     fn argmax(&self, plane: &[f32], h: usize, w: usize, ho: usize, wo: usize, out: &mut [usize]) {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        // [lo, hi) of the window of output `o` along an axis of `size`, clipped.
+        let span = |o: usize, size: usize| {
+            let start = o * s;
+            (
+                start.saturating_sub(p),
+                (start + k).saturating_sub(p).min(size),
+            )
+        };
         for oy in 0..ho {
+            let (ylo, yhi) = span(oy, h);
             for ox in 0..wo {
-                let (mut best, mut arg) = (f32::NEG_INFINITY, usize::MAX);
-                for ky in 0..self.kernel {
-                    let iy = (oy * self.stride + ky) as isize - self.padding as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..self.kernel {
-                        let ix = (ox * self.stride + kx) as isize - self.padding as isize;
-                        if ix < 0 || ix >= w as isize {
-                            continue;
-                        }
-                        let i = iy as usize * w + ix as usize;
-                        // `>` keeps the first maximum; NaN propagates like PyTorch's.
-                        if plane[i] > best || plane[i].is_nan() || arg == usize::MAX {
-                            best = plane[i];
-                            arg = i;
-                            if best.is_nan() {
-                                break;
-                            }
+                let (xlo, xhi) = span(ox, w);
+                let (mut best, mut arg) = (f32::NEG_INFINITY, ylo * w + xlo);
+                for iy in ylo..yhi {
+                    for (j, &v) in plane[iy * w + xlo..iy * w + xhi].iter().enumerate() {
+                        if v > best || v.is_nan() {
+                            best = v;
+                            arg = iy * w + xlo + j;
                         }
                     }
                 }
@@ -84,14 +86,16 @@ impl CustomOp1 for MaxPool2d {
         };
         let (ho, wo) = (self.0.out(h)?, self.0.out(w)?);
         let mut y = vec![0f32; n * c * ho * wo];
-        y.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| {
-            let plane = &x[p * h * w..][..h * w];
-            let mut idx = vec![0usize; ho * wo];
-            self.0.argmax(plane, h, w, ho, wo, &mut idx);
-            for (o, &i) in out.iter_mut().zip(&idx) {
-                *o = plane[i];
-            }
-        });
+        y.par_chunks_mut(ho * wo).enumerate().for_each_init(
+            || vec![0usize; ho * wo],
+            |idx, (p, out)| {
+                let plane = &x[p * h * w..][..h * w];
+                self.0.argmax(plane, h, w, ho, wo, idx);
+                for (o, &i) in out.iter_mut().zip(idx.iter()) {
+                    *o = plane[i];
+                }
+            },
+        );
         Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
     }
 
@@ -102,14 +106,15 @@ impl CustomOp1 for MaxPool2d {
         let dx = with_f32(x, |xv| {
             with_f32(&dy, |g| {
                 let mut dx = vec![0f32; n * c * h * w];
-                dx.par_chunks_mut(h * w).enumerate().for_each(|(p, out)| {
-                    let mut idx = vec![0usize; ho * wo];
-                    self.0
-                        .argmax(&xv[p * h * w..][..h * w], h, w, ho, wo, &mut idx);
-                    for (&i, &gv) in idx.iter().zip(&g[p * ho * wo..][..ho * wo]) {
-                        out[i] += gv;
-                    }
-                });
+                dx.par_chunks_mut(h * w).enumerate().for_each_init(
+                    || vec![0usize; ho * wo],
+                    |idx, (p, out)| {
+                        self.0.argmax(&xv[p * h * w..][..h * w], h, w, ho, wo, idx);
+                        for (&i, &gv) in idx.iter().zip(&g[p * ho * wo..][..ho * wo]) {
+                            out[i] += gv;
+                        }
+                    },
+                );
                 dx
             })
         })??;

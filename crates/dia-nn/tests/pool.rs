@@ -171,3 +171,24 @@ fn invalid_configs_are_errors() {
     )
     .is_err());
 }
+
+#[test]
+fn nan_wins_the_window_and_the_last_nan_gets_the_gradient() {
+    // PyTorch's kernel: `val > max || isnan(val)` replaces the maximum, so a NaN beats any
+    // number and a later NaN beats an earlier one.
+    let dev = Device::Cpu;
+    let x = Var::from_slice(&[1.0f32, f32::NAN, 3.0, f32::NAN], (1, 1, 2, 2), &dev).unwrap();
+    let cfg = MaxPoolConfig {
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    };
+    let y = max_pool2d(x.as_tensor(), cfg).unwrap();
+    assert!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0].is_nan());
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let dx = grads.get(x.as_tensor()).unwrap();
+    assert_eq!(
+        dx.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        [0.0, 0.0, 0.0, 1.0]
+    );
+}
