@@ -543,7 +543,7 @@ mod tests {
     /// Winograd F(4×4, 3×3) against the portable gemm path, all three passes: tiles cut by the
     /// edges (sizes not multiples of 4), padding 0/1/2, channel counts that are not multiples
     /// of 16 or 64, blocks of tile rows that do not divide the image (44 × 40 at 64 channels),
-    /// and weights large enough for the all-tiles-at-once schedule.
+    /// weights large enough for the all-tiles-at-once schedule, and an empty batch.
     #[test]
     fn winograd_matches_the_gemm_path() {
         let shapes = [
@@ -556,6 +556,7 @@ mod tests {
             (2, 70, 130, (6, 6), 1),
             (2, 64, 48, (44, 40), 1),
             (3, 200, 100, (5, 7), 1),
+            (0, 16, 16, (8, 8), 1),
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for (n, cin, cout, hw, p) in shapes {

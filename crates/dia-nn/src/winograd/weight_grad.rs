@@ -60,7 +60,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let du = if pass.plan.blocked_schedule(g) {
         let (blocks, rows) = pass.plan.row_blocks(g.n);
         let np_max = rows * tw;
-        let threads = rayon::current_num_threads().clamp(1, blocks);
+        let threads = rayon::current_num_threads().clamp(1, blocks.max(1));
         let partials: Vec<Vec<f32>> = (0..threads)
             .into_par_iter()
             .map(|th| {
