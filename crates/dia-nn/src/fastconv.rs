@@ -236,6 +236,30 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     y
 }
 
+/// `dY` of the pixels of `block` for the 64 output channels from `co0`, pixel-major:
+/// `at[s·64 + m] = dY[img][co0 + m][p]` for the `s`-th pixel `(img, p)`, zero past `cout`.
+///
+/// On AVX-512 (always, where this module runs) the runs of consecutive pixels of one image
+/// are transposed 16 channels at a time in registers; the scalar loop it replaces wrote one
+/// float per 64-float stride.
+fn pack_grad(dy: &[f32], g: &ConvGeom, block: &[(usize, usize)], co0: usize, at: &mut [f32]) {
+    let hw_o = g.hw_out();
+    let mut s0 = 0;
+    while s0 < block.len() {
+        let (img, p0) = block[s0];
+        // Pixels s0.. are p0, p0 + 1, … of image `img` up to the end of the block or image.
+        let len = (block.len() - s0).min(hw_o - p0);
+        for m0 in (0..BT_MR).step_by(16) {
+            let rows: [Option<&[f32]>; 16] = std::array::from_fn(|l| {
+                let co = co0 + m0 + l;
+                (co < g.cout).then(|| &dy[(img * g.cout + co) * hw_o + p0..][..len])
+            });
+            crate::winograd::block_row(&rows, len, &mut at[s0 * BT_MR + m0..], BT_MR);
+        }
+        s0 += len;
+    }
+}
+
 /// Every output pixel `(image, pixel)` of `images`, in order (so their windows are sorted).
 fn pixels(images: std::ops::Range<usize>, hw: usize) -> Vec<(usize, usize)> {
     images
@@ -337,13 +361,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                 // A: dY of the block, one step per pixel, 64 channels per tile.
                 for t in 0..ctiles {
                     let at = &mut abuf[t * np * BT_MR..][..np * BT_MR];
-                    at.fill(0.0);
-                    for m in 0..BT_MR.min(g.cout - t * BT_MR) {
-                        let co = t * BT_MR + m;
-                        for (s, &(img, p)) in block.iter().enumerate() {
-                            at[s * BT_MR + m] = dy[(img * g.cout + co) * hw_o + p];
-                        }
-                    }
+                    pack_grad(dy, g, block, t * BT_MR, at);
                 }
                 for k0 in (0..k).step_by(BT_NR) {
                     let cols = BT_NR.min(k - k0);

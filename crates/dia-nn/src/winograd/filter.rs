@@ -42,7 +42,7 @@ pub(super) fn transform(w: &[f32], cout: usize, cin: usize, flip: bool) -> Scrat
                                 let k = k0 + l;
                                 (l < lanes).then(|| &w[((c0 + c) * cout + k) * 9..][..9])
                             });
-                            transforms::block_row(&rows, 9, gc);
+                            transforms::block_row(&rows, 9, gc, LANES);
                         }
                     } else {
                         // Kernel (k, c) is w[k][c]: for each k the kernels of c0.. are
@@ -51,7 +51,7 @@ pub(super) fn transform(w: &[f32], cout: usize, cin: usize, flip: bool) -> Scrat
                             let k = k0 + l;
                             (l < lanes).then(|| &w[(k * cin + c0) * 9..][..nc * 9])
                         });
-                        transforms::block_row(&rows, nc * 9, &mut g);
+                        transforms::block_row(&rows, nc * 9, &mut g, LANES);
                     }
                     for (c, gc) in g.chunks(9 * LANES).take(nc).enumerate() {
                         let dst = &mut ut[(c0 + c) * BT_MR + m0..];

@@ -43,7 +43,7 @@ impl Source<'_> {
             });
             row[..pad * LANES].fill(0.0);
             row[(w + pad) * LANES..].fill(0.0);
-            transforms::block_row(&chans, w, &mut row[pad * LANES..]);
+            transforms::block_row(&chans, w, &mut row[pad * LANES..], LANES);
         }
     }
 

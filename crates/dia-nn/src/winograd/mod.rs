@@ -27,6 +27,7 @@ mod layout;
 mod transforms;
 mod weight_grad;
 
+pub(crate) use transforms::block_row;
 pub(crate) use weight_grad::backward_weight;
 
 use rayon::prelude::*;

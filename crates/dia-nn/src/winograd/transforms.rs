@@ -34,19 +34,19 @@ pub(crate) fn transpose16(rows: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES]
     unreachable!("AVX-512 is x86-64 only")
 }
 
-/// Rows `y` of one channel block of a padded, channel-blocked image: floats
-/// `[(y·wp + x)·16 + l]` hold channel `l` at padded column `x`. `src` holds up to 16 NCHW
-/// channel rows of `w` floats (`rows[l]`, `None` for channels past the end), written at padded
-/// column `pad`.
-pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32]) {
+/// 16 rows transposed into pixel-major vectors: `src[l]` is a row of at least `w` floats
+/// (`None`: zeros), and `dst[x·stride + l]` receives `src[l][x]` for `x < w` — one 64-byte run
+/// of 16 lanes per pixel, `stride` floats apart (16 for the channel-blocked layout of
+/// [`super::layout`]). Nothing else of `dst` is written.
+pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32], stride: usize) {
     assert!(src.iter().flatten().all(|r| r.len() >= w));
-    assert!(dst.len() >= w * LANES);
+    assert!(stride >= LANES && (w == 0 || dst.len() >= (w - 1) * stride + LANES));
     assert!(crate::microkernel::available());
-    // SAFETY: AVX-512F is present; every load is masked to the `w` floats of a checked row and
-    // every store goes to `dst[..w·16]` (checked).
     #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present; every load is masked to the `w` floats of a checked row and
+    // every store goes to `dst[x·stride..][..16]` for `x < w` (checked).
     unsafe {
-        x86::block_row(src, w, dst)
+        x86::block_row(src, w, dst, stride)
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
@@ -202,7 +202,12 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32]) {
+    pub(super) unsafe fn block_row(
+        src: &[Option<&[f32]>; LANES],
+        w: usize,
+        dst: &mut [f32],
+        stride: usize,
+    ) {
         let d = dst.as_mut_ptr();
         for x0 in (0..w).step_by(LANES) {
             let n = LANES.min(w - x0);
@@ -213,7 +218,7 @@ mod x86 {
             });
             transpose(&mut r);
             for (j, v) in r.iter().enumerate().take(n) {
-                _mm512_storeu_ps(d.add((x0 + j) * LANES), *v);
+                _mm512_storeu_ps(d.add((x0 + j) * stride), *v);
             }
         }
     }
