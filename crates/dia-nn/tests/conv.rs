@@ -237,6 +237,28 @@ fn resnet_like_shapes_match() {
             stride: 2,
             pad: 1,
         },
+        // 3×3 stride-1 layers with 16 or more channels run as Winograd F(4×4, 3×3) on AVX-512
+        // CPUs: in cache-sized blocks of tiles, and (weights above 128²) all tiles at once.
+        Case {
+            n: 2,
+            cin: 16,
+            cout: 32,
+            h: 18,
+            w: 13,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
+        Case {
+            n: 2,
+            cin: 160,
+            cout: 136,
+            h: 6,
+            w: 7,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
     ];
     for (i, c) in cases.iter().enumerate() {
         check(c, dia_nn::DEFAULT_COL_BUDGET, i % 2 == 0, 1000 + i as u64);
