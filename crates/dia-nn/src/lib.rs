@@ -3,8 +3,10 @@
 //! Stock candle 0.11 trains a ResNet-18 about 8× slower than PyTorch on CPU, mostly because its
 //! convolution gradients do not use gemm (`docs/benchmarks.md`, performance-baseline §4). The
 //! layers here are candle custom ops with their own CPU backward passes — on AVX-512 CPUs the
-//! convolutions run on register tiles that never form an im2col matrix, elsewhere on gemm over
-//! im2col chunks; on other devices they fall back to candle's own ops.
+//! 3×3 stride-1 convolutions run as Winograd F(4×4, 3×3) and the others on register tiles that
+//! never form an im2col matrix, elsewhere on gemm over im2col chunks; on other devices they fall
+//! back to candle's own ops. `DIA_NO_WINOGRAD=1` and `DIA_NO_AVX512=1` turn the fast paths off
+//! (to compare them).
 //!
 //! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
 //!   gradient and weight gradient without candle's slow paths, memory bounded.
