@@ -139,6 +139,7 @@ impl Out {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), 4) }
     }
 
+    /// `src` at `off`.
     pub(crate) fn write(&self, off: usize, src: &[f32]) {
         assert!(
             off + src.len() <= self.len,
@@ -146,12 +147,6 @@ impl Out {
         );
         // SAFETY: in bounds (asserted); disjoint from every other thread's writes (see above).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) }
-    }
-
-    fn set(&self, off: usize, v: f32) {
-        assert!(off < self.len, "conv output write out of bounds");
-        // SAFETY: as for `write`.
-        unsafe { *self.ptr.add(off) = v }
     }
 }
 
@@ -202,12 +197,17 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
         );
     } else {
         let a = pack_panels(w, k, g.cout, BT_MR);
-        pixels(0..g.n, hw_o).par_chunks(4 * BT_NR).for_each_init(
-            || [0f32; BT_MR * BT_NR],
+        // Groups of GROUP pixels: their tiles land in `acc` (`[pixel][64 channels]`), and each
+        // channel's pixels are then written as runs along its output row. Written one float at
+        // a time, the 64 channel planes of a pixel (a power-of-two stride apart) all fall in
+        // one L1 set, and the 7×7 stride-2 stem ran at a fifth of its speed.
+        const GROUP: usize = 4 * BT_NR;
+        pixels(0..g.n, hw_o).par_chunks(GROUP).for_each_init(
+            || vec![0f32; GROUP * BT_MR],
             |acc, grp| {
                 for t in 0..g.cout.div_ceil(BT_MR) {
                     let at = &a[t * k * BT_MR..][..k * BT_MR];
-                    for px in grp.chunks(BT_NR) {
+                    for (px, dst) in grp.chunks(BT_NR).zip(acc.chunks_mut(BT_NR * BT_MR)) {
                         let b = BTile {
                             data: &xp.data,
                             steps: taps,
@@ -217,15 +217,21 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
                             }),
                             cols: px.len(),
                         };
-                        microkernel::tile_bt(at, &b, &mut acc[..], false);
-                        for (n, &(img, p)) in px.iter().enumerate() {
-                            for m in 0..BT_MR.min(g.cout - t * BT_MR) {
-                                out.set(
-                                    (img * g.cout + t * BT_MR + m) * hw_o + p,
-                                    acc[n * BT_MR + m],
-                                );
+                        microkernel::tile_bt(at, &b, dst, false);
+                    }
+                    let mut j0 = 0;
+                    while j0 < grp.len() {
+                        // Pixels j0.. are p0, p0 + 1, … of one image.
+                        let (img, p0) = grp[j0];
+                        let run = (grp.len() - j0).min(hw_o - p0);
+                        let mut vals = [0f32; GROUP];
+                        for m in 0..BT_MR.min(g.cout - t * BT_MR) {
+                            for (j, v) in vals[..run].iter_mut().enumerate() {
+                                *v = acc[(j0 + j) * BT_MR + m];
                             }
+                            out.write((img * g.cout + t * BT_MR + m) * hw_o + p0, &vals[..run]);
                         }
+                        j0 += run;
                     }
                 }
             },

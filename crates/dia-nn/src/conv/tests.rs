@@ -134,12 +134,13 @@ fn winograd_matches_the_gemm_path() {
 }
 
 /// Per-layer timings of the three passes on the ResNet-18 (CIFAR) shapes at batch 64, for
-/// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`.
+/// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`
+/// (`DIA_LAYERS=imagenet` for the ImageNet stem on 64×64 images).
 #[test]
 #[ignore]
 fn layer_timings() {
     crate::tune_allocator();
-    let layers = [
+    let cifar = [
         (3, 64, 32, 3, 1, 1, 1),
         (64, 64, 32, 3, 1, 1, 4),
         (64, 128, 32, 3, 2, 1, 1),
@@ -152,6 +153,25 @@ fn layer_timings() {
         (256, 512, 8, 1, 2, 0, 1),
         (512, 512, 4, 3, 1, 1, 3),
     ];
+    // `DIA_LAYERS=imagenet`: the ImageNet stem on 64×64 images (7×7/2 conv, then a 3×3/2 pool).
+    let imagenet = [
+        (3, 64, 64, 7, 2, 3, 1),
+        (64, 64, 16, 3, 1, 1, 4),
+        (64, 128, 16, 3, 2, 1, 1),
+        (64, 128, 16, 1, 2, 0, 1),
+        (128, 128, 8, 3, 1, 1, 3),
+        (128, 256, 8, 3, 2, 1, 1),
+        (128, 256, 8, 1, 2, 0, 1),
+        (256, 256, 4, 3, 1, 1, 3),
+        (256, 512, 4, 3, 2, 1, 1),
+        (256, 512, 4, 1, 2, 0, 1),
+        (512, 512, 2, 3, 1, 1, 3),
+    ];
+    let layers = if std::env::var("DIA_LAYERS").is_ok_and(|v| v == "imagenet") {
+        imagenet
+    } else {
+        cifar
+    };
     let time = |f: &mut dyn FnMut()| {
         f();
         let mut ts: Vec<f64> = (0..5)
