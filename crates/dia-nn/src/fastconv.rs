@@ -242,6 +242,61 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     y
 }
 
+/// Output pixels (over the batch) up to which the weight gradient splits taps, not images,
+/// across threads: below this a private `dWᵀ` per thread, zeroed, accumulated and summed, costs
+/// more than the products (a 512-channel layer on 2 × 2 maps: 9 MB per thread for 1 GFLOP).
+const FEW_PIXELS: usize = 1024;
+
+/// The weight gradient with every pixel of the batch in one contraction: `dY` packed once, then
+/// tasks of 6 taps, each writing its own columns of `dW` — no per-thread copies to sum.
+fn backward_weight_by_taps(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, hw_o) = (g.k(), g.hw_out());
+    if g.n * hw_o == 0 {
+        return vec![0f32; g.cout * k];
+    }
+    let xp = pad(x, g);
+    let taps = taps(g, &xp);
+    let ctiles = g.cout.div_ceil(BT_MR);
+    let all = pixels(0..g.n, hw_o);
+    let np = all.len();
+    let woff: Vec<u32> = all
+        .iter()
+        .map(|&(img, p)| window(g, &xp, img, p) as u32)
+        .collect();
+    let steps = Steps::new(&woff);
+    let mut abuf = vec![0f32; ctiles * np * BT_MR];
+    abuf.par_chunks_mut(np * BT_MR)
+        .enumerate()
+        .for_each(|(t, at)| pack_grad(dy, g, &all, t * BT_MR, at));
+    let len = g.cout * k;
+    // Not zeroed first: every (channel, tap) is written by the one task that owns the tap.
+    let mut dw: Vec<f32> = Vec::with_capacity(len);
+    let out = Out::new(&mut dw);
+    (0..k.div_ceil(BT_NR)).into_par_iter().for_each_init(
+        || [0f32; BT_MR * BT_NR],
+        |acc, j| {
+            let k0 = j * BT_NR;
+            let cols = BT_NR.min(k - k0);
+            let b = BTile {
+                data: &xp.data,
+                steps,
+                noff: std::array::from_fn(|n| taps[k0 + n.min(cols - 1)] as usize),
+                cols,
+            };
+            for t in 0..ctiles {
+                microkernel::tile_bt(&abuf[t * np * BT_MR..][..np * BT_MR], &b, acc, false);
+                for m in 0..BT_MR.min(g.cout - t * BT_MR) {
+                    let vals: [f32; BT_NR] = std::array::from_fn(|n| acc[n * BT_MR + m]);
+                    out.write((t * BT_MR + m) * k + k0, &vals[..cols]);
+                }
+            }
+        },
+    );
+    // SAFETY: the tasks cover every tap group and, in each, every output channel.
+    unsafe { dw.set_len(len) };
+    dw
+}
+
 /// `dY` of the pixels of `block` for the 64 output channels from `co0`, pixel-major:
 /// `at[s·64 + m] = dY[img][co0 + m][p]` for the `s`-th pixel `(img, p)`, zero past `cout`.
 ///
@@ -343,9 +398,14 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
 ///
 /// Tiles of 64 output channels × 6 taps, contracted over blocks of pixels: A is `dY` of the
 /// block transposed (pixel-major, 64 channels per step), B the taps broadcast from the padded
-/// input at each pixel's window. Each thread sums its images into its own `dWᵀ`.
+/// input at each pixel's window. Each thread sums its images into its own `dWᵀ`; when the
+/// batch has few output pixels (the late layers of a small image), the threads split the taps
+/// instead ([`backward_weight_by_taps`]).
 pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
+    if g.n * hw_o <= FEW_PIXELS {
+        return backward_weight_by_taps(x, dy, g);
+    }
     let xp = pad(x, g);
     let taps = taps(g, &xp);
     let ctiles = g.cout.div_ceil(BT_MR);

@@ -28,7 +28,8 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 
 /// The AVX-512 passes against the portable gemm passes, on shapes that exercise both tile
 /// kinds (direct rows ≥ 16 wide, broadcast tiles for strided or narrow layers), ragged
-/// tiles and channel counts that are not multiples of 8.
+/// tiles, channel counts that are not multiples of 8, weight gradients split by images (over
+/// 1024 output pixels) and by taps (fewer), and an empty batch.
 #[test]
 fn the_avx512_path_matches_the_gemm_path() {
     let shapes = [
@@ -41,6 +42,7 @@ fn the_avx512_path_matches_the_gemm_path() {
         (4, 32, 16, (4, 4), 3, 1, 1),
         (2, 3, 5, (18, 18), 5, 1, 0),
         (2, 4, 6, (17, 16), 1, 1, 0),
+        (0, 4, 8, (9, 9), 3, 2, 1),
     ];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for (n, cin, cout, hw, k, s, p) in shapes {
