@@ -88,6 +88,26 @@ fn taps(g: &ConvGeom, xp: &Padded) -> Vec<u32> {
     t
 }
 
+/// The window offsets of `pixels`, as weight-gradient steps (sorted, as the pixels are).
+fn windows(g: &ConvGeom, xp: &Padded, pixels: &[(usize, usize)]) -> Vec<u32> {
+    pixels
+        .iter()
+        .map(|&(img, p)| window(g, xp, img, p) as u32)
+        .collect()
+}
+
+/// The weight gradient's B operand for taps `k0..k0 + 6` (fewer at the end): each column
+/// broadcasts one tap at every step's window.
+fn tap_columns<'a>(xp: &'a Padded, steps: Steps<'a>, taps: &[u32], k0: usize) -> BTile<'a> {
+    let cols = BT_NR.min(taps.len() - k0);
+    BTile {
+        data: &xp.data,
+        steps,
+        noff: std::array::from_fn(|n| taps[k0 + n.min(cols - 1)] as usize),
+        cols,
+    }
+}
+
 /// Offset in the padded batch of the window of output pixel `p` of image `img`.
 fn window(g: &ConvGeom, xp: &Padded, img: usize, p: usize) -> usize {
     let (oy, ox) = (p / g.wo, p % g.wo);
@@ -259,10 +279,7 @@ fn backward_weight_by_taps(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let ctiles = g.cout.div_ceil(BT_MR);
     let all = pixels(0..g.n, hw_o);
     let np = all.len();
-    let woff: Vec<u32> = all
-        .iter()
-        .map(|&(img, p)| window(g, &xp, img, p) as u32)
-        .collect();
+    let woff = windows(g, &xp, &all);
     let steps = Steps::new(&woff);
     let mut abuf = vec![0f32; ctiles * np * BT_MR];
     abuf.par_chunks_mut(np * BT_MR)
@@ -276,13 +293,8 @@ fn backward_weight_by_taps(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         || [0f32; BT_MR * BT_NR],
         |acc, j| {
             let k0 = j * BT_NR;
-            let cols = BT_NR.min(k - k0);
-            let b = BTile {
-                data: &xp.data,
-                steps,
-                noff: std::array::from_fn(|n| taps[k0 + n.min(cols - 1)] as usize),
-                cols,
-            };
+            let b = tap_columns(&xp, steps, &taps, k0);
+            let cols = b.cols;
             for t in 0..ctiles {
                 microkernel::tile_bt(&abuf[t * np * BT_MR..][..np * BT_MR], &b, acc, false);
                 for m in 0..BT_MR.min(g.cout - t * BT_MR) {
@@ -419,10 +431,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
             let mut acc = [0f32; BT_MR * BT_NR];
             for block in pixels(lo..hi, hw_o).chunks(PIXEL_BLOCK) {
                 let np = block.len();
-                let woff: Vec<u32> = block
-                    .iter()
-                    .map(|&(img, p)| window(g, &xp, img, p) as u32)
-                    .collect();
+                let woff = windows(g, &xp, block);
                 let steps = Steps::new(&woff);
                 // A: dY of the block, one step per pixel, 64 channels per tile.
                 for t in 0..ctiles {
@@ -430,13 +439,8 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                     pack_grad(dy, g, block, t * BT_MR, at);
                 }
                 for k0 in (0..k).step_by(BT_NR) {
-                    let cols = BT_NR.min(k - k0);
-                    let b = BTile {
-                        data: &xp.data,
-                        steps,
-                        noff: std::array::from_fn(|n| taps[k0 + n.min(cols - 1)] as usize),
-                        cols,
-                    };
+                    let b = tap_columns(&xp, steps, &taps, k0);
+                    let cols = b.cols;
                     for t in 0..ctiles {
                         microkernel::tile_bt(
                             &abuf[t * np * BT_MR..][..np * BT_MR],

@@ -20,6 +20,16 @@ fn geom_of(
     .unwrap()
 }
 
+/// Random input, weights and output gradient for `g`, uniform in [−1, 1).
+fn operands(g: &ConvGeom, rng: &mut impl Rng) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut fill =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let x = fill(g.n * g.cin * g.h * g.w);
+    let w = fill(g.cout * g.k());
+    let dy = fill(g.n * g.cout * g.hw_out());
+    (x, w, dy)
+}
+
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
@@ -50,15 +60,7 @@ fn the_avx512_path_matches_the_gemm_path() {
         if !fastconv::supported(&g) {
             return; // no AVX-512 on this CPU: nothing to compare
         }
-        let x: Vec<f32> = (0..n * cin * hw.0 * hw.1)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let w: Vec<f32> = (0..cout * g.k())
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let dy: Vec<f32> = (0..n * cout * g.hw_out())
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
+        let (x, w, dy) = operands(&g, &mut rng);
         let what = format!("n{n} {cin}->{cout} {hw:?} k{k} s{s} p{p}");
         let e = max_rel(
             &fastconv::forward(&x, &w, &g),
@@ -104,34 +106,24 @@ fn winograd_matches_the_gemm_path() {
         if !crate::winograd::applies(&g) {
             return; // no AVX-512 on this CPU (or turned off): nothing to compare
         }
-        let x: Vec<f32> = (0..n * cin * hw.0 * hw.1)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let w: Vec<f32> = (0..cout * g.k())
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let dy: Vec<f32> = (0..n * cout * g.hw_out())
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
+        let (x, w, dy) = operands(&g, &mut rng);
         let what = format!("n{n} {cin}->{cout} {hw:?} p{p}");
-        let e = max_rel(
+        let ef = max_rel(
             &crate::winograd::forward(&x, &w, &g),
             &forward_gemm(&x, &w, &g, 1 << 20),
         );
-        let ef = e;
-        assert!(e < 5e-5, "forward {what}: {e}");
-        let e = max_rel(
+        assert!(ef < 5e-5, "forward {what}: {ef}");
+        let ei = max_rel(
             &backward_input(&dy, &w, &g, 1 << 20),
             &backward_input_gemm(&dy, &w, &g, 1 << 20),
         );
-        assert!(e < 5e-5, "input grad {what}: {e}");
-        let ei = e;
-        let e = max_rel(
+        assert!(ei < 5e-5, "input grad {what}: {ei}");
+        let ew = max_rel(
             &crate::winograd::backward_weight(&x, &dy, &g),
             &backward_weight_gemm(&x, &dy, &g),
         );
-        assert!(e < 5e-5, "weight grad {what}: {e}");
-        eprintln!("{what}: forward {ef:.1e}, input grad {ei:.1e}, weight grad {e:.1e}");
+        assert!(ew < 5e-5, "weight grad {what}: {ew}");
+        eprintln!("{what}: forward {ef:.1e}, input grad {ei:.1e}, weight grad {ew:.1e}");
     }
 }
 

@@ -129,6 +129,18 @@ impl Plan {
         (CHUNK_FLOATS / (XI * self.cp)).max(BT_NR)
     }
 
+    /// The convolution's input `x` as blocked rows padded to this plan's width.
+    fn input_source<'a>(&self, x: &'a [f32], g: &ConvGeom) -> Source<'a> {
+        Source {
+            x,
+            c: g.cin,
+            h: g.h,
+            w: g.w,
+            pad: g.pad,
+            wp: self.wp,
+        }
+    }
+
     /// `V` (`vt[ξ·cp + c]`) of the tile whose patch starts at row `4·ty`, column `4·tx` of
     /// `rows` blocked rows (`[c/16][rows][wp][16]`, see [`Source::rows`]).
     fn input(&self, rows: &[f32], nrows: usize, ty: usize, tx: usize, vt: &mut [f32]) {
@@ -211,14 +223,7 @@ fn run(x: &[f32], u: Scratch, g: &ConvGeom) -> Vec<f32> {
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let pass = Pass {
         g,
-        x: Source {
-            x,
-            c: g.cin,
-            h: g.h,
-            w: g.w,
-            pad: g.pad,
-            wp: plan.wp,
-        },
+        x: plan.input_source(x, g),
         u,
         steps: (0..g.cin as u32).collect(),
         out: Out::new(&mut y),

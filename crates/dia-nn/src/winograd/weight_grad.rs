@@ -27,14 +27,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     );
     let plan = Plan::new(g);
     let pass = Pass {
-        x: Source {
-            x,
-            c: g.cin,
-            h: g.h,
-            w: g.w,
-            pad: g.pad,
-            wp: plan.wp,
-        },
+        x: plan.input_source(x, g),
         dy: Source {
             x: dy,
             c: g.cout,
