@@ -89,6 +89,43 @@ fn norm_f32(v: &[f32]) -> f64 {
         .sqrt()
 }
 
+/// The new parameter and momentum buffer of one LARS step on f32 slices (parameter `p`,
+/// gradient `g`, previous buffer `buf`), or `None` when the lengths disagree. The operations
+/// are the tensor version's, in the same order.
+fn update_f32(
+    c: &LarsConfig,
+    lr: f64,
+    p: &[f32],
+    g: &[f32],
+    buf: Option<&[f32]>,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    if p.len() != g.len() || buf.is_some_and(|b| b.len() != p.len()) {
+        return None;
+    }
+    let a = c.trust_ratio(norm_f32(p), norm_f32(g)) as f32;
+    let (wd, m, lr) = (c.weight_decay as f32, c.momentum as f32, lr as f32);
+    let mut np = vec![0f32; p.len()];
+    let mut nb = vec![0f32; p.len()];
+    np.par_chunks_mut(CHUNK)
+        .zip(nb.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(i, (np, nb))| {
+            let o = i * CHUNK;
+            let (pc, gc) = (&p[o..][..np.len()], &g[o..][..np.len()]);
+            let bc = buf.map(|b| &b[o..][..np.len()]);
+            for j in 0..np.len() {
+                let d = (gc[j] + pc[j] * wd) * a;
+                let b = match bc {
+                    Some(b) => b[j] * m + d,
+                    None => d,
+                };
+                nb[j] = b;
+                np[j] = pc[j] - b * lr;
+            }
+        });
+    Some((np, nb))
+}
+
 fn norm(t: &Tensor) -> Result<f64> {
     t.to_dtype(DType::F64)?
         .sqr()?
@@ -151,38 +188,9 @@ impl Lars {
         let p = v.as_tensor();
         let buf = self.buffers.get(&id);
         let new = with_cpu_f32(p, |pv| {
-            with_cpu_f32(g, |gv| {
-                let with_buf = |bv: Option<&[f32]>| {
-                    if pv.len() != gv.len() || bv.is_some_and(|b| b.len() != pv.len()) {
-                        return None;
-                    }
-                    let a = c.trust_ratio(norm_f32(pv), norm_f32(gv)) as f32;
-                    let (wd, m, lr) = (c.weight_decay as f32, c.momentum as f32, lr as f32);
-                    let mut np = vec![0f32; pv.len()];
-                    let mut nb = vec![0f32; pv.len()];
-                    np.par_chunks_mut(CHUNK)
-                        .zip(nb.par_chunks_mut(CHUNK))
-                        .enumerate()
-                        .for_each(|(i, (np, nb))| {
-                            let o = i * CHUNK;
-                            let (pc, gc) = (&pv[o..][..np.len()], &gv[o..][..np.len()]);
-                            let bc = bv.map(|b| &b[o..][..np.len()]);
-                            for j in 0..np.len() {
-                                let d = (gc[j] + pc[j] * wd) * a;
-                                let b = match bc {
-                                    Some(b) => b[j] * m + d,
-                                    None => d,
-                                };
-                                nb[j] = b;
-                                np[j] = pc[j] - b * lr;
-                            }
-                        });
-                    Some((np, nb))
-                };
-                match buf {
-                    Some(b) => with_cpu_f32(b, |bv| with_buf(Some(bv))).flatten(),
-                    None => with_buf(None),
-                }
+            with_cpu_f32(g, |gv| match buf {
+                Some(b) => with_cpu_f32(b, |bv| update_f32(&c, lr, pv, gv, Some(bv))).flatten(),
+                None => update_f32(&c, lr, pv, gv, None),
             })
             .flatten()
         })
