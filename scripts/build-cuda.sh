@@ -52,7 +52,7 @@ for lib in "$CUDA"/lib/lib*.so.*; do
 done
 
 # 3. A link-time stub of the driver library: one empty function per symbol cudarc binds.
-CUDARC=$(cargo metadata --format-version 1 --locked 2>/dev/null | "$VENV/bin/python" -c '
+CUDARC=$(cargo metadata --format-version 1 --locked --features dia-cli/cuda | "$VENV/bin/python" -c '
 import json, sys
 pkgs = json.load(sys.stdin)["packages"]
 print(next(p["manifest_path"] for p in pkgs if p["name"] == "cudarc").rsplit("/", 1)[0])')
