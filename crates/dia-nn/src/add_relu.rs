@@ -5,7 +5,7 @@
 //! zeros tensor, a comparison, a cast and a product — five full-size passes and allocations
 //! per block that here become two.
 
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::storage::{cpu_slice, with_f32};
@@ -73,7 +73,8 @@ impl CustomOp2 for AddRelu {
     }
 }
 
-/// `relu(a + b)`, differentiable in both; fused on the CPU, candle ops elsewhere.
+/// `relu(a + b)`, differentiable in both; fused on the CPU, candle ops elsewhere (the
+/// gradient is `dy` where `a + b > 0`, as PyTorch's, on both paths).
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -83,9 +84,9 @@ impl CustomOp2 for AddRelu {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32 {
+    if crate::kernels::use_fast(&[a, b]) {
         a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
     } else {
-        (a + b)?.relu()
+        crate::kernels::relu(&(a + b)?)
     }
 }

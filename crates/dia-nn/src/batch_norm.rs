@@ -403,7 +403,7 @@ impl BatchNorm2d {
             let invstd = (self.running_var.as_tensor() + self.eps)?.sqrt()?.recip()?;
             let scale = (&self.weight * invstd)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
-            if x.device().is_cpu() && x.dtype() == DType::F32 {
+            if crate::kernels::use_fast(&[x, &scale, &shift]) {
                 return x
                     .contiguous()?
                     .apply_op3(&scale, &shift, ChannelAffine { relu });
@@ -411,9 +411,13 @@ impl BatchNorm2d {
             let y = x
                 .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
                 .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
-            return if relu { y.relu() } else { Ok(y) };
+            return if relu {
+                crate::kernels::relu(&y)
+            } else {
+                Ok(y)
+            };
         }
-        let (y, mean, var, count) = if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let (y, mean, var, count) = if crate::kernels::use_fast(&[x, &self.weight, &self.bias]) {
             let stats = Arc::new(Mutex::new(Stats::default()));
             let op = BatchNormTrain {
                 eps: self.eps,
@@ -434,16 +438,28 @@ impl BatchNorm2d {
                 s.count,
             )
         } else {
-            // Other devices: candle's own ops and autograd.
+            // The portable path: candle's own ops and autograd. Every reduction over (N, H, W)
+            // is staged, over each plane (H·W) and then over the batch (N), in the forward and,
+            // because the broadcasts are staged the same way, in the backward's channel sums
+            // (Σ dy, Σ dy·x̂) too: two short f32 sums instead of one of N·H·W elements, which
+            // drifted measurably from the fast path's f64 sums.
             let (n, _, h, w) = x.dims4()?;
-            let mean = x.mean_keepdim((0, 2, 3))?;
+            let planes = (n, c, 1, 1);
+            let over_batch = |t: &Tensor| -> Result<Tensor> {
+                t.mean_keepdim((2, 3))?
+                    .mean_keepdim(0)?
+                    .broadcast_as(planes)
+            };
+            let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1))?.broadcast_as(planes);
+            let mean = over_batch(x)?;
             let centred = x.broadcast_sub(&mean)?;
-            let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+            let var = over_batch(&centred.sqr()?)?;
             let xhat = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
             let y = xhat
-                .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
-                .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
-            let y = if relu { y.relu()? } else { y };
+                .broadcast_mul(&per_channel(&self.weight)?)?
+                .broadcast_add(&per_channel(&self.bias)?)?;
+            let (mean, var) = (mean.narrow(0, 0, 1)?, var.narrow(0, 0, 1)?);
+            let y = if relu { crate::kernels::relu(&y)? } else { y };
             (
                 y,
                 mean.flatten_all()?.detach(),

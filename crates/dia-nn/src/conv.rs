@@ -11,9 +11,13 @@
 //! - weight gradient: `dW = Σ dY_b · col_bᵀ`, images split across threads (see
 //!   `backward_weight_gemm` for why not one deep gemm).
 //!
-//! Only the CPU path is custom; on other devices [`conv2d`] calls candle's own `conv2d`.
+//! That custom op is the fast path; the portable path (other devices, other dtypes, or
+//! [`KernelPolicy::Portable`](crate::KernelPolicy)) is candle's own `conv2d`, whose autograd
+//! computes the input gradient with `conv_transpose2d` and the weight gradient with a
+//! convolution of the input by the gradient — correct for any stride and padding, and what a
+//! GPU runs. [`crate::kernels::use_fast`] chooses.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use rand::RngCore;
 use rayon::prelude::*;
 
@@ -388,16 +392,29 @@ pub fn conv2d_with_budget(
     cfg: Conv2dConfig,
     budget: usize,
 ) -> Result<Tensor> {
-    let y = if x.device().is_cpu() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+    let y = if crate::kernels::use_fast(&[x, weight]) {
         x.contiguous()?
             .apply_op2(&weight.contiguous()?, Conv2dOp { cfg, budget })?
     } else {
-        x.conv2d(weight, cfg.padding, cfg.stride, 1, 1)?
+        portable(x, weight, cfg)?
     };
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// The portable convolution: candle's `conv2d` and its autograd.
+fn portable(x: &Tensor, weight: &Tensor, cfg: Conv2dConfig) -> Result<Tensor> {
+    // The same geometry checks as the fast path, so both fail alike on bad shapes.
+    geom(x.dims(), weight.dims(), &cfg)?;
+    let (_, _, h, w) = x.dims4()?;
+    if h != w {
+        // candle's conv2d backward derives the output padding of both axes from the height.
+        candle_core::bail!("conv2d: the portable path takes square inputs, got {h}x{w}")
+    }
+    x.contiguous()?
+        .conv2d(&weight.contiguous()?, cfg.padding, cfg.stride, 1, 1)
 }
 
 /// A convolution layer: weight, optional bias and config.

@@ -1,12 +1,18 @@
-//! Fast CPU layers for candle, with their own backward passes (issue #3).
+//! The layers of the DIA models for candle, each with a fast CPU implementation and a
+//! portable one that runs on any device (issues #3, #14).
 //!
 //! Stock candle 0.11 trains a ResNet-18 about 8× slower than PyTorch on CPU, mostly because its
 //! convolution gradients do not use gemm (`docs/benchmarks.md`, performance-baseline §4). The
 //! layers here are candle custom ops with their own CPU backward passes — on AVX-512 CPUs the
 //! 3×3 stride-1 convolutions run as Winograd F(4×4, 3×3) and the others on register tiles that
-//! never form an im2col matrix, elsewhere on gemm over im2col chunks; on other devices they fall
-//! back to candle's own ops. `DIA_NO_WINOGRAD=1` and `DIA_NO_AVX512=1` turn the fast paths off
-//! (to compare them).
+//! never form an im2col matrix, elsewhere on gemm over im2col chunks. `DIA_NO_WINOGRAD=1` and
+//! `DIA_NO_AVX512=1` turn those CPU paths off (to compare them).
+//!
+//! Every op also has a **portable** implementation made of candle ops, with a backward that
+//! keeps PyTorch's semantics: it runs on CUDA (and any other candle device), and on the CPU
+//! under [`KernelPolicy::Portable`] so that the CPU test suite checks, op by op, the code a GPU
+//! runs. [`kernels::use_fast`] is the one place that chooses (CPU + f32 + policy `fast` → the
+//! custom op).
 //!
 //! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
 //!   gradient and weight gradient without candle's slow paths, memory bounded.
@@ -46,6 +52,7 @@ mod gemm;
 pub mod group_norm;
 mod im2col;
 pub mod init;
+pub mod kernels;
 mod microkernel;
 pub mod pool;
 mod scratch;
@@ -57,4 +64,5 @@ pub use alloc::tune_allocator;
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
 pub use group_norm::{group_norm, weight_standardized_conv2d};
+pub use kernels::{kernel_policy, set_kernel_policy, with_kernel_policy, KernelPolicy};
 pub use pool::{max_pool2d, MaxPoolConfig};

@@ -122,8 +122,10 @@ impl CustomOp1 for MaxPool2d {
     }
 }
 
-/// Max pooling of `x (N, C, H, W)`, differentiable on the CPU. On other devices it uses
-/// candle's pool, whose backward exists only for `kernel == stride` without padding.
+/// Max pooling of `x (N, C, H, W)`, differentiable on every device with PyTorch's backward:
+/// each output's gradient goes to the first maximum of its window (row-major), not shared
+/// between ties. On the CPU with f32 this is one custom op; elsewhere (or with
+/// [`KernelPolicy::Portable`](crate::KernelPolicy)) it is [`portable`], made of candle ops.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -134,17 +136,58 @@ impl CustomOp1 for MaxPool2d {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn max_pool2d(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if crate::kernels::use_fast(&[x]) {
         return x.contiguous()?.apply_op1(MaxPool2d(cfg));
     }
-    if cfg.padding == 0 && cfg.kernel == cfg.stride {
-        return x.max_pool2d(cfg.kernel);
+    portable(x, cfg)
+}
+
+/// The portable max pool, from candle ops that every device has.
+///
+/// The input is padded with the lowest finite value (padding never wins, as −∞ in PyTorch);
+/// for each of the k² window offsets, `index_select` along H and W picks that offset of every
+/// window, giving k² tensors of the output's shape. A detached one-hot mask marks, per output,
+/// the first offset that equals the maximum; the output is `Σ mask·window`, so autograd sends
+/// each output's gradient to that one input through the `index_select` backward. candle's own
+/// `max_pool2d` would scale the gradient of ties and has no backward for stride ≠ kernel.
+/// NaN is not given PyTorch's precedence here (a window holding NaN yields 0 and no gradient).
+pub fn portable(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (ho, wo) = (cfg.out(h)?, cfg.out(w)?);
+    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
+    let dev = x.device();
+    let xp = if p == 0 {
+        x.clone()
+    } else {
+        let pad = |t: &Tensor| t.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p);
+        // (pad(1) − 1)·MAX is 0 inside and f32::MIN on the border; a constant, not differentiated.
+        let border = (pad(&x.ones_like()?)? - 1.0)?.affine(f32::MAX as f64, 0.0)?;
+        (pad(x)? + border)?
+    };
+    let index = |offset: usize, n: usize| -> Result<Tensor> {
+        let idx: Vec<u32> = (0..n).map(|o| (o * s + offset) as u32).collect();
+        Tensor::from_vec(idx, n, dev)
+    };
+    // Window offsets in PyTorch's scan order: row by row.
+    let mut windows = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        let rows = xp.index_select(&index(dy, ho)?, 2)?;
+        for dx in 0..k {
+            windows.push(rows.index_select(&index(dx, wo)?, 3)?);
+        }
     }
-    // Other devices: padding becomes a very negative value, so it never wins the max, then
-    // candle's strided pool (which has no backward for kernel != stride: inference only).
-    let p = cfg.padding;
-    let pad = |t: &Tensor| t.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p);
-    let inside = pad(&x.ones_like()?)?;
-    let xp = (pad(x)? + ((inside - 1.0)? * 3.0e38)?)?;
-    xp.max_pool2d_with_stride(cfg.kernel, cfg.stride)
+    let mut best = windows[0].detach();
+    for win in &windows[1..] {
+        best = best.maximum(&win.detach())?;
+    }
+    // One-hot of the first offset holding the maximum: `taken` marks outputs already assigned.
+    let mut taken = best.zeros_like()?;
+    let mut out = best.zeros_like()?;
+    for win in &windows {
+        let is_max = win.detach().eq(&best)?.to_dtype(x.dtype())?;
+        let first = (is_max * (1.0 - &taken)?)?;
+        taken = (taken + &first)?;
+        out = (out + (win * first)?)?;
+    }
+    Ok(out)
 }
