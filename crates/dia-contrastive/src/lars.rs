@@ -6,8 +6,9 @@
 //! `g ← (g + 1e-6·p)·a`; `buf ← 0.9·buf + g` (`buf = g` on the first step); `p ← p − lr·buf`.
 //!
 //! On the CPU, with f32 parameters, a step is two passes over each parameter (the norms, then
-//! the update, in the same f32 operations as the tensor version); elsewhere it is written with
-//! tensor ops, a dozen passes and as many allocations per parameter.
+//! the update, in the same f32 operations as the tensor version); elsewhere (other devices, or
+//! dia-nn's portable kernel policy) it is written with tensor ops, a dozen passes and as many
+//! allocations per parameter.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -154,7 +155,10 @@ impl Lars {
             let Some(g) = grads.get(v.as_tensor()) else {
                 continue;
             };
-            if !self.step_cpu(v, g, lr)? {
+            // The two-pass CPU step is the fast path of dia-nn's dispatch rule: it follows the
+            // same kernel policy, so the portable tensor step is what CI checks for GPUs too.
+            let fast = dia_nn::kernels::use_fast(&[v.as_tensor(), g]);
+            if !(fast && self.step_cpu(v, g, lr)?) {
                 self.step_tensors(v, g, lr)?;
             }
         }
@@ -234,8 +238,9 @@ impl Lars {
                     v.as_tensor().dims()
                 )
             }
-            self.buffers
-                .insert(v.as_tensor().id(), b.to_dtype(v.as_tensor().dtype())?);
+            let p = v.as_tensor();
+            let b = b.to_dtype(p.dtype())?.to_device(p.device())?;
+            self.buffers.insert(p.id(), b);
         }
         Ok(())
     }

@@ -35,8 +35,10 @@ pub fn losses(
     batch: &ContrastiveBatch,
     neg_mode: NegMode,
 ) -> Result<(Tensor, StepLosses)> {
+    // Batches are built on the host; this is their one move to the model's device.
+    let images = batch.images.to_device(model.device())?;
     let out = model
-        .forward_t(&batch.images, true)
+        .forward_t(&images, true)
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let z = normalize(&out.simclr)?;
     let sim = z.matmul(&z.t()?)?;

@@ -85,7 +85,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> rand_chacha::ChaCha8Rng {
     )
 }
 
-fn dissolver(cfg: &TrainConfig) -> Result<Option<Box<dyn Dissolve>>> {
+fn dissolver(cfg: &TrainConfig, device: &Device) -> Result<Option<Box<dyn Dissolve>>> {
     Ok(match cfg.shift_trans_type.dissolve {
         DissolveKind::None => None,
         DissolveKind::Gaussian => Some(Box::new(BlurDissolver {
@@ -101,7 +101,7 @@ fn dissolver(cfg: &TrainConfig) -> Result<Option<Box<dyn Dissolve>>> {
             let spec = cfg.diffusion.as_ref().ok_or_else(|| {
                 Error::Config("shift_trans_type diffusion_* needs a `diffusion` section".into())
             })?;
-            let (ddpm, meta) = dia_diffusion::checkpoint::load_any(&spec.checkpoint, &Device::Cpu)?;
+            let (ddpm, meta) = dia_diffusion::checkpoint::load_any(&spec.checkpoint, device)?;
             Some(Box::new(dia_diffusion::DiffusionDissolver::new(
                 ddpm,
                 meta.image_size,
@@ -191,6 +191,7 @@ fn read_train_file(path: &Path) -> Result<TrainParts> {
     let state: RunState = serde_json::from_str(get(STATE_KEY)?).map_err(|e| run_err(path, e))?;
     let enc: EncoderConfig = serde_json::from_str(get(dia_encoder::checkpoint::CONFIG_KEY)?)
         .map_err(|e| run_err(path, e))?;
+    // Decoded in host memory; the model builder and the optimiser move them to their device.
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| run_err(path, e))?;
     let (mut weights, mut buffers) = (HashMap::new(), HashMap::new());
@@ -216,23 +217,28 @@ pub fn epochs_done(run_dir: &Path) -> Option<usize> {
         .map(|s| s.epochs_done)
 }
 
-/// Trains an encoder as configured, in `run_dir`; `on_step` sees every iteration.
+/// Trains an encoder as configured, in `run_dir`, on `device`; `on_step` sees every iteration.
+///
+/// Images are decoded, shifted and augmented on the host with the seeded generators (so every
+/// device sees the same batches); each built batch moves to `device` once, where the encoder,
+/// the DDPM of a diffusion dissolver and the optimiser live.
 pub fn train(
     cfg: &TrainConfig,
     run_dir: &Path,
+    device: &Device,
     opts: RunOptions,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary> {
     cfg.validate().map_err(Error::Config)?;
     std::fs::create_dir_all(run_dir).map_err(|e| run_err(run_dir, e))?;
-    let dev = Device::Cpu;
+    let dev = device.clone();
     let size = cfg.image_size.map(|s| (s, s));
     let train_set: Arc<dyn Dataset> = cfg.data.open(Split::Train, size)?;
     let indices = normal_indices(cfg, train_set.as_ref())?;
     let loader =
         BatchLoader::new(Arc::clone(&train_set), indices, cfg.batch_size)?.shuffle(cfg.seed);
     let full_len = loader.batches_per_epoch();
-    let dissolver = dissolver(cfg)?;
+    let dissolver = dissolver(cfg, &dev)?;
 
     let ckpt = run_dir.join("last.safetensors");
     let train_path = run_dir.join(TRAIN_FILE);

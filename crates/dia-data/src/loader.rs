@@ -159,6 +159,8 @@ pub fn load_batch(dataset: &dyn Dataset, indices: Vec<usize>) -> Result<Batch> {
         }
         flat.extend_from_slice(img);
     }
+    // Decoded in host memory: the seeded transforms work there; trainers move batches to
+    // their device once.
     let images = Tensor::from_vec(flat, (indices.len(), 3, h, w), &Device::Cpu)?;
     Ok(Batch {
         images,

@@ -223,6 +223,7 @@ pub fn save_tensors(
         "dia.version".to_string(),
         env!("CARGO_PKG_VERSION").to_string(),
     );
+    // To host memory for the file, whatever device the model trains on.
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?)))
@@ -289,7 +290,8 @@ pub fn convert_trainer_checkpoint(
     output: &Path,
     image_size: usize,
 ) -> Result<(DdpmMeta, usize)> {
-    // Read once: validated through the model, then written as they are.
+    // Read once: validated through the model (built on the host: a file-to-file conversion
+    // computes nothing), then written as they are.
     let tensors = read_trainer_checkpoint(input, "model")?;
     let (ddpm, meta) = trainer_diffusion(input, &tensors, image_size, &Device::Cpu)?;
     let mut sorted: BTreeMap<String, Tensor> = tensors

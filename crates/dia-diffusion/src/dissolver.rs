@@ -227,6 +227,8 @@ impl DiffusionDissolver {
         let (n, _, h, w) = x.dims4()?;
         let out_device = x.device().clone();
         let model_device = self.ddpm_device();
+        // Resizing and padding are host pixel loops (dia-transforms); each chunk then goes to
+        // the DDPM's device for the reverse step and comes back for the resize out.
         let y = self.to_ddpm(&x.to_device(&Device::Cpu)?)?;
         let mut parts = Vec::new();
         let mut start = 0;
@@ -240,7 +242,7 @@ impl DiffusionDissolver {
             if self.cfg.normalize_input {
                 x0 = ((x0 + 1.0)? * 0.5)?;
             }
-            parts.push(x0.to_device(&Device::Cpu)?);
+            parts.push(x0.to_device(&Device::Cpu)?); // host again, see above
             start += len;
         }
         let y = Tensor::cat(&parts, 0)?;

@@ -106,6 +106,7 @@ impl Schedule {
 
     /// The buffers as tensors under their names (for checkpoints).
     pub fn to_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        // Host tensors: the schedule is host f64/f32 vectors, and this goes to a checkpoint.
         let dev = candle_core::Device::Cpu;
         BUFFER_NAMES
             .iter()

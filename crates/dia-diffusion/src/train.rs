@@ -171,18 +171,20 @@ pub fn class_indices(classes: &[String], ds: &dyn Dataset) -> Result<Vec<usize>>
     Ok(idx)
 }
 
-/// Writes a grid of `n` DDIM samples of the model built from `tensors` to `path`.
+/// Writes a grid of `n` DDIM samples of the model built from `tensors` to `path`, sampled on
+/// `device` (the noise is drawn on the host from `seed`, so every device starts alike).
 pub fn write_sample_grid(
     cfg: &DdpmConfig,
     tensors: &BTreeMap<String, Tensor>,
     path: &Path,
     seed: u64,
+    device: &Device,
 ) -> Result<()> {
     let map: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let unet = Unet::from_tensors(&cfg.unet, &map, &Device::Cpu)?;
+    let unet = Unet::from_tensors(&cfg.unet, &map, device)?;
     let ddpm = GaussianDiffusion::new(unet, Schedule::cosine(cfg.timesteps));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let n = cfg.num_samples;
@@ -200,16 +202,19 @@ pub fn write_sample_grid(
     Ok(())
 }
 
-/// Trains a DDPM as configured, in `run_dir`; `on_step` sees every optimiser step.
+/// Trains a DDPM as configured, in `run_dir`, on `device`; `on_step` sees every optimiser
+/// step. Images, flips, timesteps and noise are drawn on the host from the seeded generators
+/// (the same on every device); each micro-batch then moves to `device` once.
 pub fn train(
     cfg: &DdpmConfig,
     run_dir: &Path,
+    device: &Device,
     opts: RunOptions,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary> {
     cfg.validate().map_err(Error::Config)?;
     std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
-    let dev = Device::Cpu;
+    let dev = device.clone();
     let size = cfg.image_size;
     let data: Arc<dyn Dataset> = if cfg.pad > 0 {
         let d = cfg.data.open(Split::Train, None)?;
@@ -333,6 +338,7 @@ pub fn train(
                 .map(|_| rng.random_range(0..cfg.timesteps))
                 .collect();
             let noise = randn_like(&x, &mut rng)?;
+            let (x, noise) = (x.to_device(&dev)?, noise.to_device(&dev)?);
             let loss = ddpm.loss(&x, &t, &noise)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
@@ -378,7 +384,7 @@ pub fn train(
             let path = run_dir
                 .join("samples")
                 .join(format!("step-{:06}.png", state.steps_done));
-            write_sample_grid(cfg, &shadow, &path, cfg.seed)?;
+            write_sample_grid(cfg, &shadow, &path, cfg.seed, &dev)?;
             samples.push(path);
         }
         if stop {

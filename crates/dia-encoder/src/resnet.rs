@@ -258,6 +258,12 @@ impl ResNet18 {
         })
     }
 
+    /// The device the weights live on (inputs are moved there by the callers that build them
+    /// on the host).
+    pub fn device(&self) -> &Device {
+        self.conv1.weight().device()
+    }
+
     /// The configuration.
     pub fn config(&self) -> EncoderConfig {
         self.cfg

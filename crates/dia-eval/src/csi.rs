@@ -106,6 +106,8 @@ const SCORE_BLOCK: usize = 64;
 /// a fixed size keeps a score independent of how many images are scored together, which the
 /// batch-size invariance of `dia eval` relies on.
 fn nearest_axis(z: &Tensor, axes: &[f64], d: usize) -> Result<Vec<f64>> {
+    // On the host whatever the encoder's device: the score is f64 and must not depend on a
+    // device's kernels (batch-size invariance above); the features are small.
     let dev = candle_core::Device::Cpu;
     let m = axes.len() / d.max(1);
     let axes_t = Tensor::from_slice(axes, (m, d), &dev)?.t()?.contiguous()?;
@@ -257,6 +259,7 @@ impl CsiStatistics {
     /// The statistics as named f64 tensors (`axes.K` of shape (M, D), `w_sim`, `w_shi`) and
     /// the score kind, for saving next to a checkpoint.
     pub fn to_tensors(&self) -> Result<(Vec<(String, Tensor)>, ScoreKind)> {
+        // Host tensors: the statistics live in host f64 vectors and go to a file.
         let dev = candle_core::Device::Cpu;
         let mut out = Vec::new();
         for (k, (a, d)) in self.axes.iter().enumerate() {

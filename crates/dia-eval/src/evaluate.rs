@@ -196,6 +196,7 @@ pub fn save_statistics(
 ) -> Result<()> {
     let (mut tensors, _) = stats.to_tensors()?;
     tensors.push((
+        // Host tensors, written to a file.
         "calibration".into(),
         Tensor::new(calibration, &candle_core::Device::Cpu)?,
     ));
@@ -220,6 +221,7 @@ pub fn load_statistics(path: &Path) -> Result<(CsiStatistics, Vec<f64>, Statisti
         .and_then(|m| m.get(META_KEY))
         .ok_or_else(|| file_err(path, "no CSI statistics metadata"))
         .and_then(|j| serde_json::from_str(j).map_err(|e| file_err(path, e)))?;
+    // The statistics are host f64 vectors (the score is computed on the host).
     let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu)
         .map_err(|e| file_err(path, e))?;
     let stats = CsiStatistics::from_tensors(&tensors, meta.score).map_err(|e| file_err(path, e))?;

@@ -90,7 +90,8 @@ fn forward_fixed(model: &ResNet18, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let (mut z, mut l) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(FORWARD_GROUP) {
         let len = FORWARD_GROUP.min(n - start);
-        let mut part = x.narrow(0, start, len)?;
+        // Augmented on the host; moved to the encoder's device here, once per group.
+        let mut part = x.narrow(0, start, len)?.to_device(model.device())?;
         if len < FORWARD_GROUP {
             let (_, c, h, w) = part.dims4()?;
             let pad = Tensor::zeros((FORWARD_GROUP - len, c, h, w), part.dtype(), part.device())?;

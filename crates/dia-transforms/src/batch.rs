@@ -48,6 +48,7 @@ impl ImageBatch {
             &[n, c, h, w] => (n, c, h, w),
             other => return Err(Error::NotNchw(other.to_vec())),
         };
+        // The transforms are host pixel loops (module doc), whatever the input's device.
         let data = x
             .to_dtype(DType::F32)?
             .flatten_all()?
@@ -63,6 +64,7 @@ impl ImageBatch {
 
     /// Consumes the batch into a tensor without copying on the CPU.
     pub fn into_tensor(self, device: &Device) -> Result<Tensor> {
+        // `from_vec` takes the host buffer without a copy; then one move to `device`.
         Ok(Tensor::from_vec(self.data, self.dims, &Device::Cpu)?.to_device(device)?)
     }
 
