@@ -13,7 +13,8 @@ over SGD as torchlars computes it: momentum 0.9, weight decay 1e-6, trust 0.001)
 unet-dissolve-32 runs denoising_diffusion_pytorch 0.27.12's own GaussianDiffusion.p_sample (the
 call DIA makes); csi-score is the reference's formula on random features.
 Needs torch (and denoising_diffusion_pytorch==0.27.12 for unet-dissolve-32); uses 2 threads
-unless --threads says otherwise.
+unless --threads says otherwise. `--device cuda` runs every workload on the GPU (timed with
+torch.cuda.synchronize after each step), beside `dia bench --device cuda`.
 """
 import argparse
 import json
@@ -24,6 +25,13 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+DEV = torch.device("cpu")
+
+
+def sync():
+    if DEV.type == "cuda":
+        torch.cuda.synchronize(DEV)
 
 
 class BasicBlock(nn.Module):
@@ -76,18 +84,18 @@ class ResNet18(nn.Module):
 def nt_xent(sim, tau=0.5):
     n = sim.shape[0]
     m = n // 2
-    e = torch.exp(sim / tau) * (1 - torch.eye(n))
+    e = torch.exp(sim / tau) * (1 - torch.eye(n, device=sim.device))
     l = -torch.log(e / (e.sum(1, keepdim=True) + 1e-8) + 1e-8)
-    idx = (torch.arange(n) + m) % n
-    return l[torch.arange(n), idx].sum() / n
+    idx = (torch.arange(n, device=sim.device) + m) % n
+    return l[torch.arange(n, device=sim.device), idx].sum() / n
 
 
 def unet_workload():
     # The library the DIA reference uses (spec 2.1); needs denoising_diffusion_pytorch==0.27.12.
     from denoising_diffusion_pytorch import GaussianDiffusion, Unet
     unet = Unet(dim=64, dim_mults=(1, 2, 4, 8))
-    diffusion = GaussianDiffusion(unet, image_size=32, timesteps=1000, loss_type="l1").eval()
-    x = torch.rand(64, 3, 32, 32)
+    diffusion = GaussianDiffusion(unet, image_size=32, timesteps=1000, loss_type="l1").eval().to(DEV)
+    x = torch.rand(64, 3, 32, 32, device=DEV)
 
     def step():
         diffusion.p_sample(x, 50)[1].sum()
@@ -98,8 +106,8 @@ def unet_workload():
 def csi_workload():
     # The reference's CSI score (evals/ood_pre.py) on random features: per shift k, axes are
     # the normalised training features, score = mean_k w_sim*max_m <z, axis_m> + w_shi*logit_k.
-    train = [(torch.randn(5000, 128), torch.randn(5000, 4) + 3) for _ in range(4)]
-    test = [(torch.randn(1000, 128), torch.randn(1000, 4) + 3) for _ in range(4)]
+    train = [(torch.randn(5000, 128, device=DEV), torch.randn(5000, 4, device=DEV) + 3) for _ in range(4)]
+    test = [(torch.randn(1000, 128, device=DEV), torch.randn(1000, 4, device=DEV) + 3) for _ in range(4)]
     axes = [z / (z.norm(dim=1, keepdim=True) + 1e-8) for z, _ in train]
     w_sim = [1 / z.norm(dim=1).mean() for z, _ in train]
     w_shi = [1 / l[:, k].mean() for k, (_, l) in enumerate(train)]
@@ -121,8 +129,8 @@ def workload(name):
         return csi_workload()
     imagenet = "imagenet" in name
     size = 64 if imagenet else 32
-    model = ResNet18(imagenet)
-    x = torch.rand(64, 3, size, size)
+    model = ResNet18(imagenet).to(DEV)
+    x = torch.rand(64, 3, size, size, device=DEV)
     if name.startswith("encoder-eval"):
         model.eval()
 
@@ -134,7 +142,7 @@ def workload(name):
     model.train()
     params = list(model.parameters())
     bufs = [None] * len(params)
-    labels = torch.arange(4).repeat_interleave(8).repeat(2)  # 8 images x 4 shifts x 2 views
+    labels = torch.arange(4, device=DEV).repeat_interleave(8).repeat(2)  # 8 images x 4 shifts x 2 views
 
     def lars_step(lr=0.1):
         with torch.no_grad():
@@ -170,7 +178,10 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = ap.parse_args()
+    global DEV
+    DEV = torch.device(a.device)
     torch.set_num_threads(a.threads)
     names = [a.workload] if a.workload else WORKLOADS
     if not a.json:
@@ -179,16 +190,19 @@ def main():
         step, images = workload(name)
         for _ in range(a.warmup):
             step()
+        sync()
         times = []
         for _ in range(a.runs):
             t = time.perf_counter()
             step()
+            sync()
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if a.json:
             print(json.dumps({"workload": name, "images_per_s": images / med, "median_s": med, "runs": a.runs,
-                              "peak_rss_mib": peak, "impl": f"torch {torch.__version__}"}))
+                              "peak_rss_mib": peak, "impl": f"torch {torch.__version__}",
+                              "device": str(DEV) if DEV.type == "cpu" else torch.cuda.get_device_name(DEV)}))
         else:
             print(f"{name:<26} {images / med:>10.1f} {med:>10.4f} {a.runs:>5} {peak:>14.0f}")
 

@@ -49,6 +49,8 @@ pub struct BenchArgs {
     /// List the workloads and exit.
     #[arg(long)]
     list: bool,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// Peak resident memory of this process so far, in MiB (`VmHWM`).
@@ -62,8 +64,8 @@ fn peak_rss_mib() -> Option<f64> {
 /// A step of a workload, timed as a whole.
 type Step = Box<dyn FnMut() -> Result<()>>;
 
-fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
-    let dev = Device::Cpu;
+fn encoder_workload(arch: Arch, size: usize, train: bool, dev: &Device) -> Result<Step> {
+    let dev = dev.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let model = ResNet18::new(EncoderConfig::new(arch), Source::Init(&mut rng), &dev)?;
     if !train {
@@ -75,8 +77,10 @@ fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
         }));
     }
     // Exactly the CSI training step of `dia train`, on a fixed batch of 8 images x 4 rotations
-    // x 2 views = 64 (built once: the augmentation is not timed).
-    let x = dia_nn::init::uniform((8, 3, size, size), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
+    // x 2 views = 64 (built once, on the host as in `dia train`: the augmentation is not timed,
+    // the batch's move to the device is, as every step of `dia train` makes it).
+    let x =
+        dia_nn::init::uniform((8, 3, size, size), 0.5, &mut rng, &Device::Cpu)?.affine(1.0, 0.5)?;
     let builder = BatchBuilder {
         shift: Shift::Rotation,
         k_shift: 4,
@@ -92,8 +96,8 @@ fn encoder_workload(arch: Arch, size: usize, train: bool) -> Result<Step> {
     }))
 }
 
-fn unet_workload() -> Result<Step> {
-    let dev = Device::Cpu;
+fn unet_workload(dev: &Device) -> Result<Step> {
+    let dev = dev.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let (unet, _) =
         dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), &mut rng, &dev)?;
@@ -105,8 +109,10 @@ fn unet_workload() -> Result<Step> {
     }))
 }
 
-fn csi_workload() -> Result<Step> {
-    let dev = Device::Cpu;
+fn csi_workload(dev: &Device) -> Result<Step> {
+    // Features on the device as `dia eval` leaves them; the score itself runs on the host in
+    // f64 (dia-eval's csi module), so its time includes the copy.
+    let dev = dev.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut feats = |n: usize| -> Result<Vec<dia_eval::ShiftFeatures>> {
         (0..4)
@@ -126,13 +132,14 @@ fn csi_workload() -> Result<Step> {
     }))
 }
 
-fn workload(name: &str) -> Result<(Step, usize)> {
+fn workload(name: &str, dev: &Device) -> Result<(Step, usize)> {
+    use Arch::{ResNet18 as Cifar, ResNet18ImageNet as ImageNet};
     Ok(match name {
-        "encoder-train-cifar32" => (encoder_workload(Arch::ResNet18, 32, true)?, 64),
-        "encoder-eval-cifar32" => (encoder_workload(Arch::ResNet18, 32, false)?, 64),
-        "encoder-train-imagenet64" => (encoder_workload(Arch::ResNet18ImageNet, 64, true)?, 64),
-        "unet-dissolve-32" => (unet_workload()?, 64),
-        "csi-score" => (csi_workload()?, 1000),
+        "encoder-train-cifar32" => (encoder_workload(Cifar, 32, true, dev)?, 64),
+        "encoder-eval-cifar32" => (encoder_workload(Cifar, 32, false, dev)?, 64),
+        "encoder-train-imagenet64" => (encoder_workload(ImageNet, 64, true, dev)?, 64),
+        "unet-dissolve-32" => (unet_workload(dev)?, 64),
+        "csi-score" => (csi_workload(dev)?, 1000),
         other => bail!(
             "unknown workload {other:?}; available: {}",
             WORKLOADS.map(|w| w.0).join(", ")
@@ -150,6 +157,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    let dev = args.device.open()?;
     let names: Vec<String> = match &args.workload {
         Some(w) => vec![w.clone()],
         None => WORKLOADS.iter().map(|w| w.0.to_string()).collect(),
@@ -166,14 +174,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     for name in names {
-        let (mut step, images) = workload(&name)?;
+        let (mut step, images) = workload(&name, &dev)?;
         for _ in 0..args.warmup {
             step()?;
         }
+        dev.synchronize()?;
         let mut times = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
             let t = Instant::now();
             step()?;
+            // A GPU runs asynchronously: the step is done when its kernels are.
+            dev.synchronize()?;
             times.push(t.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
@@ -192,6 +203,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "runs": args.runs,
                 "peak_rss_mib": peak,
                 "impl": "dia",
+                "device": crate::device::describe(&dev),
+                "kernels": dia_nn::kernel_policy().to_string(),
             });
             println!("{obj}");
         } else {

@@ -29,6 +29,8 @@ pub struct TrainDdpmArgs {
     /// Stop after this many steps (after a checkpoint), as if interrupted.
     #[arg(long, hide = true)]
     stop_after_steps: Option<usize>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -49,6 +51,8 @@ pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
         "model.safetensors",
         |p| crate::train::read_yaml(p, DdpmConfig::validate),
     )?;
+    let device = args.device.open()?;
+    let free_at_start = crate::device::memory(&device).map(|m| m.0);
     let pb = bar(
         cfg.steps as u64,
         "ddpm [{bar:30}] {pos}/{len} {msg} ({eta})",
@@ -57,14 +61,15 @@ pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
         pb.set_position(s.step as u64);
         pb.set_message(format!("loss {:.4} |g| {:.3}", s.loss, s.grad_norm));
     };
-    let summary = train(
-        &cfg,
-        &dir,
-        RunOptions {
-            resume,
-            stop_after_steps: args.stop_after_steps,
-        },
-        &mut on_step,
+    let opts = RunOptions {
+        resume,
+        stop_after_steps: args.stop_after_steps,
+    };
+    let summary = crate::device::explain_out_of_memory(
+        train(&cfg, &dir, &device, opts, &mut on_step).map_err(anyhow::Error::from),
+        &device,
+        cfg.batch_size,
+        free_at_start,
     )?;
     pb.finish_and_clear();
     println!(
@@ -105,6 +110,8 @@ pub struct DissolveArgs {
     /// Print the UNet's multiply-accumulates per image at 32, 64 and 128 px and exit.
     #[arg(long)]
     macs: bool,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 fn print_macs(cfg: &UnetConfig) {
@@ -131,6 +138,7 @@ pub fn write_npy_atomic(x: &Tensor, path: &Path) -> Result<()> {
 pub fn dissolve(args: DissolveArgs) -> Result<()> {
     if args.macs {
         let cfg = match &args.checkpoint {
+            // Only the config is read: nothing is computed, so the host is enough.
             Some(p) => load_any(p, &Device::Cpu)?.1.unet,
             None => UnetConfig::default(),
         };
@@ -144,7 +152,8 @@ pub fn dissolve(args: DissolveArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from("dissolved.png"));
-    let (ddpm, meta) = load_any(ckpt, &Device::Cpu)?;
+    let device = args.device.open()?;
+    let (ddpm, meta) = load_any(ckpt, &device)?;
     let t_max = ddpm.schedule().timesteps();
     if args.t.is_empty() || args.t.iter().any(|&t| t >= t_max) {
         bail!("--t takes timesteps in 0..{t_max}, got {:?}", args.t);
@@ -210,13 +219,16 @@ pub struct SampleArgs {
     /// Output .png grid (or .npy).
     #[arg(long, short, default_value = "samples.png")]
     output: PathBuf,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub fn sample(args: SampleArgs) -> Result<()> {
     if args.n == 0 {
         bail!("-n must be positive");
     }
-    let (ddpm, meta) = load_any(&args.checkpoint, &Device::Cpu)?;
+    let device = args.device.open()?;
+    let (ddpm, meta) = load_any(&args.checkpoint, &device)?;
     let shape = (args.n, meta.unet.channels, meta.image_size, meta.image_size);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let total = if args.steps == 0 {

@@ -27,6 +27,8 @@ pub struct EmbedArgs {
     /// resnet18_imagenet).
     #[arg(long)]
     image_size: Option<usize>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// `path`, or the local copy of an `hf://OWNER/REPO/FILE` reference (feature `hub`).
@@ -34,13 +36,13 @@ pub(crate) fn local_path(path: &Path) -> Result<PathBuf> {
     Ok(dia_data::hub::resolve(&path.to_string_lossy())?)
 }
 
-fn load_model(path: &Path) -> Result<ResNet18> {
+fn load_model(path: &Path, device: &Device) -> Result<ResNet18> {
     let path = &local_path(path)?;
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     Ok(if is_safetensors {
-        load_checkpoint(path, &Device::Cpu)?.0
+        load_checkpoint(path, device)?.0
     } else {
-        load_reference_checkpoint(path, &Device::Cpu)?
+        load_reference_checkpoint(path, device)?
     })
 }
 
@@ -78,7 +80,8 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    let model = load_model(&args.checkpoint)?;
+    let device = args.device.open()?;
+    let model = load_model(&args.checkpoint, &device)?;
     let cfg = model.config();
     let size = args.image_size.unwrap_or(match cfg.arch {
         Arch::ResNet18 => 32,
@@ -88,7 +91,9 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let n = x.dim(0)?;
     let mut parts: HashMap<&str, Vec<Tensor>> = HashMap::new();
     for start in (0..n).step_by(args.batch_size) {
-        let batch = x.narrow(0, start, args.batch_size.min(n - start))?;
+        let batch = x
+            .narrow(0, start, args.batch_size.min(n - start))?
+            .to_device(&device)?;
         let out = model.forward_t(&batch, false)?;
         for (name, t) in [
             ("penultimate", out.penultimate),

@@ -49,6 +49,8 @@ pub struct EvalArgs {
     /// Seed of the augmentations and the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub fn progress_bar() -> ProgressBar {
@@ -61,15 +63,12 @@ pub fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn load_model(path: &Path) -> Result<(ResNet18, HashMap<String, String>)> {
+fn load_model(path: &Path, device: &Device) -> Result<(ResNet18, HashMap<String, String>)> {
     let path = &crate::embed::local_path(path)?;
     if path.extension().is_some_and(|e| e == "safetensors") {
-        Ok(load_checkpoint(path, &Device::Cpu)?)
+        Ok(load_checkpoint(path, device)?)
     } else {
-        Ok((
-            load_reference_checkpoint(path, &Device::Cpu)?,
-            HashMap::new(),
-        ))
+        Ok((load_reference_checkpoint(path, device)?, HashMap::new()))
     }
 }
 
@@ -97,8 +96,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
         seed: args.seed,
     };
+    let device = args.device.open()?;
     let bar = progress_bar();
-    let (report, files) = evaluate_checkpoint(&cfg, &ckpt, &out_dir, args.score, tta, &bar)?;
+    let (report, files) =
+        evaluate_checkpoint(&cfg, &ckpt, &out_dir, args.score, tta, &device, &bar)?;
     bar.finish_and_clear();
     print!("{}", table(&report));
     for f in files {
@@ -119,9 +120,10 @@ pub fn evaluate_checkpoint(
     out_dir: &Path,
     score: ScoreKind,
     tta: TtaConfig,
+    device: &Device,
     bar: &ProgressBar,
 ) -> Result<(Report, Vec<PathBuf>)> {
-    let (model, meta) = load_model(ckpt)?;
+    let (model, meta) = load_model(ckpt, device)?;
     let enc = model.config();
     check_metadata(
         ckpt,
@@ -243,6 +245,8 @@ pub struct PredictArgs {
     /// Write the CSV here instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
@@ -254,7 +258,8 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         );
     }
     let (stats, calibration, meta) = load_statistics(&stats_path)?;
-    let (model, _) = load_model(&args.checkpoint)?;
+    let device = args.device.open()?;
+    let (model, _) = load_model(&args.checkpoint, &device)?;
     let size = meta.image_size.unwrap_or(match model.config().arch {
         Arch::ResNet18 => 32,
         Arch::ResNet18ImageNet => 224,

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use clap::Args;
 use dia_contrastive::{DiffusionSpec, Mode, TrainConfig};
 use dia_diffusion::DdpmConfig;
@@ -110,6 +111,8 @@ pub struct ExperimentArgs {
     /// Only check the config and exit.
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// The result of one cell.
@@ -228,9 +231,15 @@ fn style(bar: &ProgressBar, prefix: String) {
 }
 
 /// Trains (or resumes, or skips) the DDPM of `class`; returns its `model.safetensors`.
-pub fn run_ddpm(cfg: &DdpmConfig, dir: &Path, bar: &ProgressBar) -> Result<PathBuf> {
+pub fn run_ddpm(
+    cfg: &DdpmConfig,
+    dir: &Path,
+    device: &Device,
+    bar: &ProgressBar,
+) -> Result<PathBuf> {
     let model = dir.join("model.safetensors");
     if model.is_file() {
+        // Only the metadata is needed: read on the host, nothing is computed.
         let (_, meta) = dia_diffusion::checkpoint::read_tensors(&model, &candle_core::Device::Cpu)?;
         if meta.is_some_and(|m| m.step >= cfg.steps) {
             bar.finish_with_message("done before");
@@ -246,6 +255,7 @@ pub fn run_ddpm(cfg: &DdpmConfig, dir: &Path, bar: &ProgressBar) -> Result<PathB
     dia_diffusion::train::train(
         cfg,
         dir,
+        device,
         dia_diffusion::train::RunOptions {
             resume,
             stop_after_steps: None,
@@ -262,6 +272,7 @@ pub fn run_cell(
     method: Method,
     dir: &Path,
     eval: &EvalSection,
+    device: &Device,
     bar: &ProgressBar,
 ) -> Result<CellResult> {
     let report_path = dir.join("eval").join("report.json");
@@ -281,6 +292,7 @@ pub fn run_cell(
             dia_contrastive::train(
                 cfg,
                 dir,
+                device,
                 dia_contrastive::RunOptions {
                     resume: done > 0,
                     stop_after_epochs: None,
@@ -308,6 +320,7 @@ pub fn run_cell(
             &dir.join("eval"),
             eval.score,
             tta,
+            device,
             bar,
         )?;
     }
@@ -333,7 +346,12 @@ pub fn run_cell(
 }
 
 /// Runs the whole grid in `out`; returns the cell results in grid order.
-pub fn run_grid(cfg: &ExperimentConfig, out: &Path, jobs: usize) -> Result<Vec<CellResult>> {
+pub fn run_grid(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    jobs: usize,
+    device: &Device,
+) -> Result<Vec<CellResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let yaml = serde_yaml::to_string(cfg)?;
     dia_data::atomic::write_atomic(&out.join("experiment.yaml"), |f| {
@@ -349,6 +367,7 @@ pub fn run_grid(cfg: &ExperimentConfig, out: &Path, jobs: usize) -> Result<Vec<C
             run_ddpm(
                 &cfg.ddpm_config(class)?,
                 &out.join("ddpm").join(slug(class)),
+                device,
                 &bar,
             )
         });
@@ -378,7 +397,7 @@ pub fn run_grid(cfg: &ExperimentConfig, out: &Path, jobs: usize) -> Result<Vec<C
             .join(format!("seed-{seed}"));
         let bar = multi.add(ProgressBar::new(0));
         style(&bar, format!("{} {class} seed {seed}", method.name()));
-        run_cell(&tc, *method, &dir, &cfg.eval, &bar)
+        run_cell(&tc, *method, &dir, &cfg.eval, device, &bar)
             .with_context(|| format!("{} {class} seed {seed}", method.name()))
     });
     let results: Vec<CellResult> = results.into_iter().collect::<Result<_>>()?;
@@ -552,7 +571,8 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let results = run_grid(&cfg, &out, args.jobs)?;
+    let device = args.device.open()?;
+    let results = run_grid(&cfg, &out, args.jobs, &device)?;
     print!("{}", markdown_table(&results));
     println!(
         "wrote {} and {}",

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod ddpm;
+mod device;
 mod embed;
 mod eval;
 mod experiment;
@@ -62,6 +63,23 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The kernel policy of dia-nn (docs/gpu.md): `DIA_KERNELS=portable` runs, on any device,
+    // the candle-op implementations a GPU runs.
+    match dia_nn::KernelPolicy::from_env() {
+        Ok(policy) => {
+            if policy != dia_nn::KernelPolicy::Fast {
+                eprintln!(
+                    "kernels: {policy} ({}={policy})",
+                    dia_nn::kernels::KERNELS_ENV
+                );
+            }
+            dia_nn::set_kernel_policy(policy);
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", dia_nn::kernels::KERNELS_ENV);
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match Cli::parse().command {
         Command::Quickstart(args) => quickstart::run(args).map(|()| ExitCode::SUCCESS),
         Command::Data(cmd) => data::run(cmd),

@@ -32,6 +32,8 @@ pub struct QuickstartArgs {
     /// A seconds-long run for tests (the numbers mean nothing).
     #[arg(long, hide = true)]
     tiny: bool,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 fn experiment(args: &QuickstartArgs) -> Result<ExperimentConfig> {
@@ -118,8 +120,14 @@ fn combined_roc(results: &[CellResult], path: &Path, class: &str) -> Result<()> 
 }
 
 /// A strip per image: the original, then the DDPM's dissolved image at each t.
-fn dissolve_strip(ddpm_model: &Path, data: &Path, class: &str, path: &Path) -> Result<Vec<usize>> {
-    let (ddpm, meta) = dia_diffusion::checkpoint::load_any(ddpm_model, &Device::Cpu)?;
+fn dissolve_strip(
+    ddpm_model: &Path,
+    data: &Path,
+    class: &str,
+    path: &Path,
+    device: &Device,
+) -> Result<Vec<usize>> {
+    let (ddpm, meta) = dia_diffusion::checkpoint::load_any(ddpm_model, device)?;
     let d = dia_diffusion::DiffusionDissolver::new(ddpm, meta.image_size, Default::default())?;
     let ds = DataSource::Idx {
         dir: data.to_path_buf(),
@@ -156,13 +164,14 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         );
     }
     let start = Instant::now();
+    let device = args.device.open()?;
     let cfg = experiment(&args)?;
     println!(
         "dia quickstart: DDPM + CSI + DIA on the embedded Fashion-MNIST sample, normal class {:?}; writing {}",
         args.class,
         args.out.display()
     );
-    let results = run_grid(&cfg, &args.out, 1)?;
+    let results = run_grid(&cfg, &args.out, 1, &device)?;
     let roc = args.out.join("roc.png");
     combined_roc(&results, &roc, &args.class)?;
     let ddpm = args
@@ -171,7 +180,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         .join(slug(&args.class))
         .join("model.safetensors");
     let dissolve = args.out.join("dissolve.png");
-    let ts = dissolve_strip(&ddpm, &args.data, &args.class, &dissolve)?;
+    let ts = dissolve_strip(&ddpm, &args.data, &args.class, &dissolve, &device)?;
     let wall = start.elapsed().as_secs_f64();
 
     let mut md = format!(

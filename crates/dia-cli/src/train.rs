@@ -21,6 +21,8 @@ pub struct TrainArgs {
     /// Stop after this many epochs (after their checkpoint), as if interrupted.
     #[arg(long, hide = true)]
     stop_after_epochs: Option<usize>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// Reads a YAML config of type `T` and checks it with `validate`.
@@ -81,6 +83,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "last.safetensors",
         read_config,
     )?;
+    let device = args.device.open()?;
+    let free_at_start = crate::device::memory(&device).map(|m| m.0);
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
@@ -107,7 +111,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         resume,
         stop_after_epochs: args.stop_after_epochs,
     };
-    let summary = train(&cfg, &run_dir, opts, &mut on_step)?;
+    let summary = crate::device::explain_out_of_memory(
+        train(&cfg, &run_dir, &device, opts, &mut on_step).map_err(anyhow::Error::from),
+        &device,
+        cfg.batch_size,
+        free_at_start,
+    )?;
     bar.finish_and_clear();
     println!(
         "{}: {} of {} epochs done; mean loss {:.4} (first epoch of this run) -> {:.4} (last)",

@@ -11,8 +11,14 @@ pub fn root() -> PathBuf {
 
 /// Runs `dia ARGS` in the repository root.
 pub fn dia(args: &[&str]) -> Output {
+    dia_with_env(args, &[])
+}
+
+/// Runs `dia ARGS` in the repository root with extra environment variables.
+pub fn dia_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dia"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .output()
         .unwrap()
