@@ -93,6 +93,22 @@ mv "$OUT/dia.xz.tmp" "$OUT/dia.xz"
 } > "$OUT/BUILD-INFO.txt.tmp"
 mv "$OUT/BUILD-INFO.txt.tmp" "$OUT/BUILD-INFO.txt"
 
+# 6. Smoke test without a GPU: with the stub standing in for the driver (in a temporary
+#    folder, never beside the binary), the binary starts, `--device auto` falls back to the
+#    CPU, and `--device cuda` fails with a message instead of a crash.
+SMOKE=$(mktemp -d)
+ln -s "$CUDA/lib/stubs/libcuda.so" "$SMOKE/libcuda.so.1"
+run_smoke() { LD_LIBRARY_PATH="$CUDA/lib:$SMOKE" "$OUT/dia" "$@"; }
+run_smoke --version
+run_smoke bench csi-score --runs 1 --warmup 0 --device auto 2>&1 | grep -q "device: cpu" \
+    || { echo "error: the CUDA build did not fall back to the CPU" >&2; exit 1; }
+if run_smoke bench csi-score --device cuda > "$SMOKE/out" 2>&1; then
+    echo "error: --device cuda succeeded against the stub driver" >&2; exit 1
+fi
+grep -q "cannot open CUDA device 0" "$SMOKE/out" || { cat "$SMOKE/out" >&2; exit 1; }
+rm -rf "$SMOKE"
+echo "== smoke test passed (starts, falls back to the CPU, refuses cuda without a driver)"
+
 end=$(date +%s)
 echo "== done in $((end - start)) s"
 ls -l "$OUT/dia" "$OUT/dia.xz"

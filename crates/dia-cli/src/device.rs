@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::Device;
 use clap::Args;
 
@@ -78,13 +78,16 @@ fn cuda(ordinal: usize) -> Result<Device> {
     // `Device::cuda_if_available` does not fall back when the driver finds no GPU; `new_cuda`
     // fails with an error we can report.
     Device::new_cuda(ordinal).map_err(|e| {
-        anyhow::anyhow!("cannot open CUDA device {ordinal}: {e} (is the NVIDIA driver loaded?)")
+        // candle appends a backtrace to driver errors; the first line is the message.
+        let e = e.to_string();
+        let first = e.lines().next().unwrap_or_default();
+        anyhow::anyhow!("cannot open CUDA device {ordinal}: {first} (is the NVIDIA driver loaded?)")
     })
 }
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(ordinal: usize) -> Result<Device> {
-    bail!(
+    anyhow::bail!(
         "this dia was built without CUDA, so cuda:{ordinal} is not available; \
          build it with scripts/build-cuda.sh (docs/gpu.md) or use --device cpu"
     )
