@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use clap::Args;
 use dia_data::{find_images, load_batch, FolderDataset};
-use dia_encoder::{load_checkpoint, load_reference_checkpoint, Arch, ResNet18};
+use dia_encoder::Arch;
 
 #[derive(Args)]
 pub struct EmbedArgs {
@@ -29,21 +29,6 @@ pub struct EmbedArgs {
     image_size: Option<usize>,
     #[command(flatten)]
     device: crate::device::DeviceArgs,
-}
-
-/// `path`, or the local copy of an `hf://OWNER/REPO/FILE` reference (feature `hub`).
-pub(crate) fn local_path(path: &Path) -> Result<PathBuf> {
-    Ok(dia_data::hub::resolve(&path.to_string_lossy())?)
-}
-
-fn load_model(path: &Path, device: &Device) -> Result<ResNet18> {
-    let path = &local_path(path)?;
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    Ok(if is_safetensors {
-        load_checkpoint(path, device)?.0
-    } else {
-        load_reference_checkpoint(path, device)?
-    })
 }
 
 /// The images as one (N, 3, H, W) tensor and where each came from.
@@ -81,7 +66,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         bail!("--batch-size must be positive");
     }
     let device = args.device.open()?;
-    let model = load_model(&args.checkpoint, &device)?;
+    let (model, _) = dia_pipeline::load_encoder(&args.checkpoint, &device)?;
     let cfg = model.config();
     let size = args.image_size.unwrap_or(match cfg.arch {
         Arch::ResNet18 => 32,

@@ -1,21 +1,21 @@
-//! `dia eval` and `dia predict`: CSI scores, metrics and reports (spec §6).
+//! `dia eval` and `dia predict`: CSI scores, metrics and reports (spec §6), through
+//! `dia_pipeline::evaluate_checkpoint` and `dia-eval`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use clap::Args;
 use dia_contrastive::TrainConfig;
-use dia_data::{resolve_class, Split, TensorDataset};
-use dia_encoder::{load_checkpoint, load_reference_checkpoint, Arch, ResNet18};
-use dia_eval::report::{table, write_report, Report};
+use dia_data::TensorDataset;
+use dia_encoder::Arch;
+use dia_eval::report::table;
 use dia_eval::{
-    check_metadata, evaluate, extract_features, load_statistics, save_statistics, statistics_path,
-    threshold_at_fpr, EvalSetup, ScoreKind, StatisticsMeta, TtaConfig,
+    extract_features, load_statistics, statistics_path, threshold_at_fpr, ScoreKind, TtaConfig,
 };
+use dia_pipeline::{evaluate_checkpoint, load_encoder, EvalOptions};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Bar;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -63,15 +63,6 @@ pub fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn load_model(path: &Path, device: &Device) -> Result<(ResNet18, HashMap<String, String>)> {
-    let path = &crate::embed::local_path(path)?;
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        Ok(load_checkpoint(path, device)?)
-    } else {
-        Ok((load_reference_checkpoint(path, device)?, HashMap::new()))
-    }
-}
-
 pub fn eval(args: EvalArgs) -> Result<()> {
     let (cfg_path, ckpt, default_out) = match (&args.run, &args.checkpoint, &args.config) {
         (Some(run), _, _) => (
@@ -98,8 +89,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     let device = args.device.open()?;
     let bar = progress_bar();
+    let opts = EvalOptions {
+        score: args.score,
+        tta,
+    };
     let (report, files) =
-        evaluate_checkpoint(&cfg, &ckpt, &out_dir, args.score, tta, &device, &bar)?;
+        evaluate_checkpoint(&cfg, &ckpt, &out_dir, opts, &device, &Bar(bar.clone()))?;
     bar.finish_and_clear();
     print!("{}", table(&report));
     for f in files {
@@ -110,121 +105,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         statistics_path(&ckpt).display()
     );
     Ok(())
-}
-
-/// Evaluates `ckpt` (trained with `cfg`) and writes the report into `out_dir`; also saves the
-/// training statistics next to the checkpoint. Returns the report and the files written.
-pub fn evaluate_checkpoint(
-    cfg: &TrainConfig,
-    ckpt: &Path,
-    out_dir: &Path,
-    score: ScoreKind,
-    tta: TtaConfig,
-    device: &Device,
-    bar: &ProgressBar,
-) -> Result<(Report, Vec<PathBuf>)> {
-    let (model, meta) = load_model(ckpt, device)?;
-    let enc = model.config();
-    check_metadata(
-        ckpt,
-        &meta,
-        &[
-            ("mode", "dia.mode", serde_json::to_string(&cfg.mode)?),
-            (
-                "shift_trans_type",
-                "dia.shift_trans_type",
-                cfg.shift_trans_type.to_string(),
-            ),
-            (
-                "normal_classes",
-                "dia.normal_classes",
-                serde_json::to_string(&cfg.normal_classes)?,
-            ),
-            (
-                "image_size",
-                "dia.image_size",
-                serde_json::to_string(&cfg.image_size)?,
-            ),
-        ],
-    )?;
-    if enc.arch != cfg.encoder.arch {
-        bail!(
-            "{}: the checkpoint is a {:?} encoder, the config says arch = {:?}",
-            ckpt.display(),
-            enc.arch,
-            cfg.encoder.arch
-        );
-    }
-    if enc.k_shift != dia_transforms::K_SHIFT {
-        bail!(
-            "{}: the checkpoint's shift head has {} outputs, the evaluation uses k_shift = {}",
-            ckpt.display(),
-            enc.k_shift,
-            dia_transforms::K_SHIFT
-        );
-    }
-    if cfg.normal_classes.is_empty() {
-        bail!("evaluation needs normal_classes (the one-class protocol): with every class normal there is no anomaly to score");
-    }
-    let size = cfg.image_size.map(|s| (s, s));
-    let train = cfg.data.open(Split::Train, size)?;
-    let test = cfg.data.open(Split::Test, size)?;
-    let resolve = |ds: &dyn dia_data::Dataset| -> Result<Vec<usize>> {
-        cfg.normal_classes
-            .iter()
-            .map(|c| Ok(resolve_class(ds.classes(), c)?))
-            .collect()
-    };
-    let train_labels = resolve(train.as_ref())?;
-    let normal_labels = resolve(test.as_ref())?;
-    let train_indices: Vec<usize> = (0..train.len())
-        .filter(|&i| train_labels.contains(&train.label(i)))
-        .collect();
-    let setup = EvalSetup {
-        model: &model,
-        train: train.as_ref(),
-        train_indices: train_indices.clone(),
-        test: test.as_ref(),
-        normal_labels,
-        shift: cfg.shift_trans_type.shift,
-        k_shift: enc.k_shift,
-        score,
-        tta,
-        bootstrap_seed: tta.seed,
-    };
-    let start = Instant::now();
-    let result = evaluate(&setup, &mut |stage, done, total| {
-        bar.set_prefix(stage.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    let smeta = StatisticsMeta {
-        score,
-        shift: cfg.shift_trans_type.shift.name().to_string(),
-        k_shift: enc.k_shift,
-        tta,
-        image_size: cfg.image_size,
-    };
-    save_statistics(
-        &statistics_path(ckpt),
-        &result.stats,
-        &result.calibration,
-        &smeta,
-    )?;
-    let report = Report {
-        checkpoint: ckpt.display().to_string(),
-        checkpoint_metadata: meta.into_iter().collect::<BTreeMap<_, _>>(),
-        evaluation: smeta,
-        config: serde_json::to_value(cfg)?,
-        normal_classes: cfg.normal_classes.clone(),
-        n_train_normal: train_indices.len(),
-        pooled: result.pooled,
-        per_class: result.per_class.clone(),
-        mean_class_auroc: result.mean_class_auroc,
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    let files = write_report(out_dir, &report, &result)?;
-    Ok((report, files))
 }
 
 #[derive(Args)]
@@ -259,7 +139,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     let (stats, calibration, meta) = load_statistics(&stats_path)?;
     let device = args.device.open()?;
-    let (model, _) = load_model(&args.checkpoint, &device)?;
+    let (model, _) = load_encoder(&args.checkpoint, &device)?;
     let size = meta.image_size.unwrap_or(match model.config().arch {
         Arch::ResNet18 => 32,
         Arch::ResNet18ImageNet => 224,

@@ -12,6 +12,7 @@ mod device;
 mod embed;
 mod eval;
 mod experiment;
+mod progress;
 mod quickstart;
 mod train;
 

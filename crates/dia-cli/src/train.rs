@@ -112,7 +112,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop_after_epochs: args.stop_after_epochs,
     };
     let summary = crate::device::explain_out_of_memory(
-        train(&cfg, &run_dir, &device, opts, &mut on_step).map_err(anyhow::Error::from),
+        dia_pipeline::dissolver(&cfg, &device)
+            .map_err(anyhow::Error::from)
+            .and_then(|d| {
+                train(&cfg, &run_dir, &device, d.as_deref(), opts, &mut on_step)
+                    .map_err(anyhow::Error::from)
+            }),
         &device,
         cfg.batch_size,
         free_at_start,

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 
 use dia_data::DataSource;
-use dia_diffusion::DissolverConfig;
 use dia_encoder::Arch;
-use dia_transforms::{DissolveKind, ShiftKind};
+use dia_transforms::{DissolveKind, DissolverConfig, ShiftKind};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::NegMode;

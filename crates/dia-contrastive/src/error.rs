@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed (including a non-finite loss).
     #[error(transparent)]
@@ -14,9 +15,9 @@ pub enum Error {
     /// The encoder could not be built, loaded or saved.
     #[error(transparent)]
     Encoder(#[from] dia_encoder::Error),
-    /// The DDPM of the diffusion dissolver could not be loaded.
+    /// A transform or the dissolver failed.
     #[error(transparent)]
-    Diffusion(#[from] dia_diffusion::Error),
+    Transform(#[from] dia_transforms::Error),
     /// The configuration is invalid.
     #[error("invalid config: {0}")]
     Config(String),

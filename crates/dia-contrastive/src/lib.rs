@@ -6,8 +6,10 @@
 //! **Status:** the losses ([`nt_xent`], [`nt_xent_neg`]), [`Lars`], the schedule
 //! ([`WarmupCosine`], [`LrStepper`]), batch construction ([`BatchBuilder`]) and the step
 //! ([`train_step`]) and the training loop with run directories, checkpoints and exact resume
-//! ([`train`](fn@train)) are here, with every dissolver: blur, median, `blurnone`, and the
-//! diffusion dissolver of `dia-diffusion` (config section `diffusion`). Not yet: model selection
+//! ([`train`](fn@train)) are here. The trainer takes its dissolver (blur, median, `blurnone`, or
+//! the diffusion dissolver of `dia-diffusion`, config section `diffusion`) as a
+//! `&dyn Dissolve` built by its caller (`dia_pipeline::dissolver`); it never builds one, so this
+//! crate does not depend on the DDPM. Not yet: model selection
 //! on a validation split and the optional linear probe (the last epoch is what a run keeps).
 //!
 //! ```

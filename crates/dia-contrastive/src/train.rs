@@ -21,7 +21,7 @@ use candle_core::{Device, Tensor};
 use dia_data::atomic::write_atomic;
 use dia_data::{resolve_class, BatchLoader, Dataset, Split};
 use dia_encoder::{save_checkpoint, EncoderConfig, ResNet18, Source};
-use dia_transforms::{BlurDissolver, Dissolve, DissolveKind, SimclrAugmentation, K_SHIFT};
+use dia_transforms::{Dissolve, DissolveKind, SimclrAugmentation, K_SHIFT};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -85,30 +85,22 @@ fn epoch_rng(seed: u64, epoch: usize) -> rand_chacha::ChaCha8Rng {
     )
 }
 
-fn dissolver(cfg: &TrainConfig, device: &Device) -> Result<Option<Box<dyn Dissolve>>> {
-    Ok(match cfg.shift_trans_type.dissolve {
-        DissolveKind::None => None,
-        DissolveKind::Gaussian => Some(Box::new(BlurDissolver {
-            resize_to_constant: cfg.resize_to_constant,
-            ..BlurDissolver::gaussian(cfg.kernel_size)
-        })),
-        DissolveKind::Median => Some(Box::new(BlurDissolver {
-            resize_to_constant: cfg.resize_to_constant,
-            ..BlurDissolver::median(cfg.kernel_size)
-        })),
-        DissolveKind::BlurNone => Some(Box::new(BlurDissolver::none(cfg.resize_to_constant))),
-        DissolveKind::Diffusion => {
-            let spec = cfg.diffusion.as_ref().ok_or_else(|| {
-                Error::Config("shift_trans_type diffusion_* needs a `diffusion` section".into())
-            })?;
-            let (ddpm, meta) = dia_diffusion::checkpoint::load_any(&spec.checkpoint, device)?;
-            Some(Box::new(dia_diffusion::DiffusionDissolver::new(
-                ddpm,
-                meta.image_size,
-                spec.dissolver.clone(),
-            )?))
-        }
-    })
+/// Whether `dissolver` is what `cfg` asks for: one exactly when the config names a dissolving
+/// kind (`dia_pipeline::dissolver` builds it from the config).
+fn check_dissolver(cfg: &TrainConfig, dissolver: Option<&dyn Dissolve>) -> Result<()> {
+    let wanted = cfg.shift_trans_type.dissolve != DissolveKind::None;
+    match (wanted, dissolver) {
+        (true, None) => Err(Error::Config(format!(
+            "shift_trans_type {} needs a dissolver (build it with dia_pipeline::dissolver)",
+            cfg.shift_trans_type
+        ))),
+        (false, Some(d)) => Err(Error::Config(format!(
+            "shift_trans_type {} dissolves nothing, but a dissolver ({}) was given",
+            cfg.shift_trans_type,
+            d.name()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Indices of the normal training images.
@@ -218,14 +210,18 @@ pub fn epochs_done(run_dir: &Path) -> Option<usize> {
 }
 
 /// Trains an encoder as configured, in `run_dir`, on `device`; `on_step` sees every iteration.
+/// `dissolver` is the config's dissolver (`None` exactly when `shift_trans_type` dissolves
+/// nothing); this crate sees dissolving only through the [`Dissolve`] trait.
 ///
 /// Images are decoded, shifted and augmented on the host with the seeded generators (so every
-/// device sees the same batches); each built batch moves to `device` once, where the encoder,
-/// the DDPM of a diffusion dissolver and the optimiser live.
+/// device sees the same batches); each built batch moves to `device` once, where the encoder
+/// and the optimiser live (and the DDPM of a diffusion dissolver, on the device it was built
+/// for).
 pub fn train(
     cfg: &TrainConfig,
     run_dir: &Path,
     device: &Device,
+    dissolver: Option<&dyn Dissolve>,
     opts: RunOptions,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary> {
@@ -238,7 +234,7 @@ pub fn train(
     let loader =
         BatchLoader::new(Arc::clone(&train_set), indices, cfg.batch_size)?.shuffle(cfg.seed);
     let full_len = loader.batches_per_epoch();
-    let dissolver = dissolver(cfg, &dev)?;
+    check_dissolver(cfg, dissolver)?;
 
     let ckpt = run_dir.join("last.safetensors");
     let train_path = run_dir.join(TRAIN_FILE);
@@ -284,7 +280,7 @@ pub fn train(
         shift: cfg.shift_trans_type.shift,
         k_shift: K_SHIFT,
         dissolver: match cfg.mode {
-            Mode::Dia => dissolver.as_deref(),
+            Mode::Dia => dissolver,
             Mode::Csi => None,
         },
         blur_all_views: cfg.blur_all_views,
@@ -297,7 +293,7 @@ pub fn train(
     let mut run_epochs = 0;
     for epoch in state.epochs_done + 1..=cfg.epochs {
         let mut rng = epoch_rng(cfg.seed, epoch);
-        if let Some(d) = &dissolver {
+        if let Some(d) = dissolver {
             d.set_epoch(epoch);
         }
         let mut sum = 0.0;

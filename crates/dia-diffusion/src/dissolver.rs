@@ -13,109 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{Device, Tensor};
 use dia_transforms::resize::{center_crop, pad_zeros, resize_bilinear};
-use dia_transforms::Dissolve;
+use dia_transforms::{Dissolve, DissolverConfig, Resolution};
 use rand::{Rng, RngCore};
 use rand_distr::{Beta, Distribution};
-use serde::{Deserialize, Serialize};
 
 use crate::diffusion::GaussianDiffusion;
 use crate::error::{Error, Result};
-
-/// The distribution of `s` in `t = ⌊(s·(u − o) + o)·step_scale⌋` (`--diffusion_scheduler`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepSampler {
-    /// U(0, 1), the reference default.
-    #[default]
-    Uniform,
-    /// Beta(1, 1.7).
-    BetaSkewed,
-    /// Beta(1.7, 1).
-    BetaSkewedReversed,
-    /// The cyclic Beta schedule over epochs (period 30, mean value 20).
-    BetaByEpoch,
-    /// [`StepSampler::BetaByEpoch`] with α and β swapped.
-    BetaByEpochReversed,
-}
-
-impl StepSampler {
-    /// (α, β) of the Beta distribution at `epoch`, or `None` for the uniform sampler.
-    pub fn beta_params(&self, epoch: usize) -> Option<(f64, f64)> {
-        // diffuser_sampler_by_epoch(epoch, T_max=30, mean_value=20).
-        let by_epoch = || {
-            let step = (20.0 - 2.0) / 30.0 * 2.0;
-            let e = (epoch % 30) as f64;
-            if e < 15.0 {
-                (20.0, step * e + 2.0)
-            } else {
-                (step * (30.0 - e - 1.0) + 2.0, 20.0)
-            }
-        };
-        match self {
-            StepSampler::Uniform => None,
-            StepSampler::BetaSkewed => Some((1.0, 1.7)),
-            StepSampler::BetaSkewedReversed => Some((1.7, 1.0)),
-            StepSampler::BetaByEpoch => Some(by_epoch()),
-            StepSampler::BetaByEpochReversed => {
-                let (a, b) = by_epoch();
-                Some((b, a))
-            }
-        }
-    }
-}
-
-/// How a batch is brought to the DDPM's resolution and back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resolution {
-    /// Identity when the input has the DDPM's size; zero-pad by 2 and centre-crop back when it
-    /// is 4 pixels smaller (MedMNIST 28 → 32); otherwise bilinear resize there and back.
-    #[default]
-    Auto,
-    /// Bilinear resize (align_corners=False, no antialias) there and back.
-    Resize,
-    /// Zero padding there, centre crop back.
-    Pad,
-    /// No change (the input must have the DDPM's size).
-    Identity,
-}
-
-/// The dissolver's settings (the reference's `--diffusion_*` options).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DissolverConfig {
-    /// Lower offset o (`--diffusion_offset`), 0.3.
-    pub offset: f64,
-    /// Upper offset u (`--diffusion_upper_offset`), 1.0.
-    pub upper_offset: f64,
-    /// `step_scale`, 100.
-    pub step_scale: f64,
-    /// Draw t at random (training); when false, `t = ⌊o·step_scale⌋` (evaluation).
-    pub random: bool,
-    /// The distribution of s.
-    pub sampler: StepSampler,
-    /// How to reach the DDPM's resolution.
-    pub resolution: Resolution,
-    /// Map [0,1] → [−1,1] around the UNet (not the reference's behaviour).
-    pub normalize_input: bool,
-    /// Images per UNet call (bounds memory).
-    pub chunk: usize,
-}
-
-impl Default for DissolverConfig {
-    fn default() -> Self {
-        Self {
-            offset: 0.3,
-            upper_offset: 1.0,
-            step_scale: 100.0,
-            random: true,
-            sampler: StepSampler::Uniform,
-            resolution: Resolution::Auto,
-            normalize_input: false,
-            chunk: 256,
-        }
-    }
-}
 
 /// The diffusion dissolver: a DDPM, its training resolution, and the settings.
 ///

@@ -45,7 +45,9 @@ mod weights;
 
 pub use config::DdpmConfig;
 pub use diffusion::{randn_like, GaussianDiffusion};
-pub use dissolver::{DiffusionDissolver, DissolverConfig, Resolution, StepSampler};
+pub use dissolver::DiffusionDissolver;
+// The dissolver's settings are plain data in dia-transforms; re-exported for users of this crate.
+pub use dia_transforms::{DissolverConfig, Resolution, StepSampler};
 pub use error::{Error, Result};
 pub use optim::{clip_grad_norm, Adam, Ema};
 pub use schedule::{cosine_betas, Schedule, BUFFER_NAMES};

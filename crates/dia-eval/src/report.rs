@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::evaluate::{ClassResult, Evaluation, StatisticsMeta};
+use crate::evaluate::{ClassResult, Evaluation, Scored, StatisticsMeta};
 use crate::metrics::Metrics;
 use crate::plot::{plot_histograms, plot_roc, Curve};
 
@@ -90,6 +90,52 @@ pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Ve
     Ok(vec![json, csv, roc, hist])
 }
 
+/// The fields of one CSV line as [`csv_field`] writes them (quoted when they hold a comma, a
+/// quote or a newline; `""` for a quote inside quotes).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+/// Reads the `scores.csv` that [`write_report`] wrote: every test image with its score.
+pub fn read_scores(path: &Path) -> Result<Vec<Scored>> {
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
+    let mut lines = text.lines();
+    if lines.next() != Some("source,label,class,normal,score") {
+        return Err(file_err(path, "not a scores.csv written by dia eval"));
+    }
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = |what: &str| file_err(path, format!("line {}: {what}", i + 2));
+            let f = csv_fields(line);
+            let [source, label, class, normal, score] = f.as_slice() else {
+                return Err(bad("expected 5 fields"));
+            };
+            Ok(Scored {
+                source: source.clone(),
+                label: label.parse().map_err(|_| bad("bad label"))?,
+                class: class.clone(),
+                normal: normal.parse().map_err(|_| bad("bad normal flag"))?,
+                score: score.parse().map_err(|_| bad("bad score"))?,
+            })
+        })
+        .collect()
+}
+
 /// A short table of the metrics, for the terminal.
 pub fn table(report: &Report) -> String {
     let row = |name: &str, m: &Metrics| {
@@ -117,4 +163,21 @@ pub fn table(report: &Report) -> String {
         report.mean_class_auroc
     ));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_round_trip_quoting() {
+        for s in ["plain", "a,b.png", "say \"hi\"", "x,\"y\",z", ""] {
+            let line = format!("{},1", csv_field(s));
+            assert_eq!(
+                csv_fields(&line),
+                [s.to_string(), "1".to_string()],
+                "{line}"
+            );
+        }
+    }
 }

@@ -25,7 +25,7 @@ use crate::fastconv;
 use crate::gemm::{sgemm, sgemm_serial, MatRef};
 use crate::im2col::{col2im, im2col, im2col_serial, ConvGeom};
 use crate::init;
-use crate::storage::cpu_slice;
+use crate::storage::{cpu_slice, zeros};
 
 /// Largest im2col buffer, in floats (64 MiB). The batch is processed in chunks that fit.
 pub const DEFAULT_COL_BUDGET: usize = 16 << 20;
@@ -94,23 +94,40 @@ fn scatter_rows(mat: &[f32], rows: usize, hw: usize, b0: usize, nb: usize, nchw:
     });
 }
 
-/// A zeroed buffer, written in parallel: the first touch of a large buffer is page faults and
-/// zeroing, which a plain `vec![0.0; n]` does on one thread while the other cores wait.
-pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(0.0f32, n));
-    v
+/// The CPU kernels a convolution pass can run on, fastest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// Winograd F(4×4, 3×3) (`winograd`).
+    Winograd,
+    /// The AVX-512 register tiles without im2col (`fastconv`).
+    Tiles,
+    /// im2col chunks and gemm: any CPU, any shape.
+    Gemm,
 }
 
-/// Forward: `y (n, cout, ho, wo)`; on the AVX-512 tile when the CPU has it (`fastconv`).
+impl Kernel {
+    /// The one choice of kernel for a pass of geometry `g` (for the input gradient: the
+    /// geometry of its stride-1 convolution of `dY`), under the kernel policy in force
+    /// ([`KernelPolicy`](crate::KernelPolicy)) and what the CPU and the shape allow.
+    fn choose(g: &ConvGeom) -> Self {
+        let (tiles, winograd) = crate::kernels::cpu_kernels();
+        if winograd && crate::winograd::applies(g) {
+            Kernel::Winograd
+        } else if tiles && g.fits_tiles() {
+            Kernel::Tiles
+        } else {
+            Kernel::Gemm
+        }
+    }
+}
+
+/// Forward: `y (n, cout, ho, wo)`.
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
-    if crate::winograd::applies(g) {
-        return crate::winograd::forward(x, w, g);
+    match Kernel::choose(g) {
+        Kernel::Winograd => crate::winograd::forward(x, w, g),
+        Kernel::Tiles => fastconv::forward(x, w, g),
+        Kernel::Gemm => forward_gemm(x, w, g, budget),
     }
-    if fastconv::supported(g) {
-        return fastconv::forward(x, w, g);
-    }
-    forward_gemm(x, w, g, budget)
 }
 
 /// The portable forward: im2col chunks and `gemm`.
@@ -164,12 +181,17 @@ fn grad_matrix<'a>(
     }
 }
 
-/// Input gradient: `dx (n, cin, h, w)`; stride 1 runs on the AVX-512 tile when it can.
+/// Input gradient: `dx (n, cin, h, w)`. Stride 1 runs as a forward of `dY` (Winograd or the
+/// tiles) when it can; strided layers on gemm + col2im.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
-    if fastconv::input_grad_supported(g) {
-        return fastconv::backward_input(dy, w, g);
+    if !fastconv::input_grad_supported(g) {
+        return backward_input_gemm(dy, w, g, budget);
     }
-    backward_input_gemm(dy, w, g, budget)
+    match Kernel::choose(&g.transposed()) {
+        Kernel::Winograd => crate::winograd::backward_input(dy, w, g),
+        Kernel::Tiles => fastconv::backward_input(dy, w, g),
+        Kernel::Gemm => backward_input_gemm(dy, w, g, budget),
+    }
 }
 
 /// The portable input gradient: `gemm` into im2col chunks, then col2im.
@@ -197,13 +219,11 @@ fn backward_input_gemm(dy: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Ve
 /// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch; on the AVX-512 tile when
 /// the CPU has it.
 pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
-    if crate::winograd::applies(g) {
-        return crate::winograd::backward_weight(x, dy, g);
+    match Kernel::choose(g) {
+        Kernel::Winograd => crate::winograd::backward_weight(x, dy, g),
+        Kernel::Tiles => fastconv::backward_weight(x, dy, g),
+        Kernel::Gemm => backward_weight_gemm(x, dy, g),
     }
-    if fastconv::supported(g) {
-        return fastconv::backward_weight(x, dy, g);
-    }
-    backward_weight_gemm(x, dy, g)
 }
 
 /// The portable weight gradient.

@@ -18,7 +18,8 @@
 //!   64 channels × 6 taps, `dY` transposed per block of pixels as A and the taps broadcast
 //!   from each pixel's window; each thread sums its images into its own `dWᵀ`.
 //!
-//! [`supported`] says when these apply; otherwise `conv` uses the portable gemm path.
+//! [`ConvGeom::fits_tiles`] says when these can run; `conv` chooses between them, Winograd and
+//! the gemm path.
 
 use std::borrow::Cow;
 
@@ -26,20 +27,14 @@ use rayon::prelude::*;
 
 use crate::im2col::ConvGeom;
 use crate::microkernel::{self, ATile, BTile, Steps, BT_MR, BT_NR, MR, MV, NR};
+use crate::out::Out;
 
 /// Pixels per contraction block of the weight gradient.
 const PIXEL_BLOCK: usize = 256;
 
-/// Whether the AVX-512 path can run this convolution (CPU support; offsets fit in 32 bits).
-pub(crate) fn supported(g: &ConvGeom) -> bool {
-    let padded = g.n * g.cin * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
-    let out = g.n * g.cout * g.hw_out();
-    microkernel::available() && padded.max(out) < i32::MAX as usize
-}
-
 /// Whether the input gradient can run as a stride-1 forward (square kernel, p ≤ k − 1).
 pub(crate) fn input_grad_supported(g: &ConvGeom) -> bool {
-    g.stride == 1 && g.kh == g.kw && g.pad < g.kh && supported(g) && supported(&transposed(g))
+    g.stride == 1 && g.kh == g.kw && g.pad < g.kh && g.fits_tiles() && g.transposed().fits_tiles()
 }
 
 /// A zero-padded NCHW batch (borrowed when there is no padding).
@@ -57,7 +52,7 @@ fn pad<'a>(x: &'a [f32], g: &ConvGeom) -> Padded<'a> {
     let data = if p == 0 {
         Cow::Borrowed(&x[..g.n * g.cin * h * w])
     } else {
-        let mut out = crate::conv::zeros(g.n * g.cin * hp * wp);
+        let mut out = crate::storage::zeros(g.n * g.cin * hp * wp);
         out.par_chunks_mut(hp * wp)
             .zip(x.par_chunks(h * w))
             .for_each(|(dst, src)| {
@@ -129,45 +124,6 @@ fn pack_panels(w: &[f32], k: usize, n: usize, width: usize) -> Vec<f32> {
             }
         });
     out
-}
-
-/// A shared output buffer that tiles write through. Safety rests on the partition: every
-/// element is written by exactly one tile (tiles cover disjoint output pixels), so no two
-/// threads touch the same float.
-pub(crate) struct Out {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: see the type's documentation — concurrent writes go to disjoint elements.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// Writes go to the spare capacity of `v` (the caller sets its length once every element
-    /// is written).
-    pub(crate) fn new(v: &mut Vec<f32>) -> Self {
-        Self {
-            ptr: v.as_mut_ptr(),
-            len: v.capacity(),
-        }
-    }
-
-    /// Four floats at `off` (one row of a Winograd output tile) as one fixed-size copy.
-    pub(crate) fn write4(&self, off: usize, src: &[f32; 4]) {
-        assert!(off + 4 <= self.len, "conv output write out of bounds");
-        // SAFETY: as for `write`.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), 4) }
-    }
-
-    /// `src` at `off`.
-    pub(crate) fn write(&self, off: usize, src: &[f32]) {
-        assert!(
-            off + src.len() <= self.len,
-            "conv output write out of bounds"
-        );
-        // SAFETY: in bounds (asserted); disjoint from every other thread's writes (see above).
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) }
-    }
 }
 
 /// Forward: `y (n, cout, ho, wo)`, the convolution of `x (n, cin, h, w)` with
@@ -367,28 +323,8 @@ struct Run {
     lanes: usize,
 }
 
-/// The geometry of the input gradient as a stride-1 convolution of `dY`.
-pub(crate) fn transposed(g: &ConvGeom) -> ConvGeom {
-    ConvGeom {
-        n: g.n,
-        cin: g.cout,
-        h: g.ho,
-        w: g.wo,
-        cout: g.cin,
-        kh: g.kh,
-        kw: g.kw,
-        stride: 1,
-        pad: g.kh.saturating_sub(1 + g.pad),
-        ho: g.h,
-        wo: g.w,
-    }
-}
-
 /// Input gradient of a stride-1 convolution ([`input_grad_supported`]): `dx (n, cin, h, w)`.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    if crate::winograd::applies(&transposed(g)) {
-        return crate::winograd::backward_input(dy, w, g);
-    }
     // The transposed conv's weight w'[ci][co][ky][kx] = w[co][ci][kh−1−ky][kw−1−kx]: channel
     // axes swapped, taps reversed.
     let taps = g.kh * g.kw;
@@ -403,7 +339,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
                 }
             }
         });
-    forward(dy, &wt, &transposed(g))
+    forward(dy, &wt, &g.transposed())
 }
 
 /// Weight gradient: `dw (cout, cin, kh, kw)`, summed over the batch.

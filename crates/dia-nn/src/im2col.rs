@@ -24,6 +24,31 @@ pub(crate) struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// The geometry of the input gradient as a stride-1 convolution of `dY`.
+    pub(crate) fn transposed(&self) -> ConvGeom {
+        ConvGeom {
+            n: self.n,
+            cin: self.cout,
+            h: self.ho,
+            w: self.wo,
+            cout: self.cin,
+            kh: self.kh,
+            kw: self.kw,
+            stride: 1,
+            pad: self.kh.saturating_sub(1 + self.pad),
+            ho: self.h,
+            wo: self.w,
+        }
+    }
+
+    /// Whether the AVX-512 tiles can run this convolution (the CPU has AVX-512; offsets fit
+    /// in 32 bits).
+    pub(crate) fn fits_tiles(&self) -> bool {
+        let padded = self.n * self.cin * (self.h + 2 * self.pad) * (self.w + 2 * self.pad);
+        let out = self.n * self.cout * self.hw_out();
+        crate::microkernel::available() && padded.max(out) < i32::MAX as usize
+    }
+
     /// Rows of `col`: C·kh·kw.
     pub fn k(&self) -> usize {
         self.cin * self.kh * self.kw

@@ -2,7 +2,10 @@
 //!
 //! Every op of this crate has two implementations:
 //! - **fast**: a candle custom op with its own CPU forward and backward (Winograd, AVX-512
-//!   tiles, fused batch norm, …). It exists for `f32` tensors on the CPU only.
+//!   tiles, fused batch norm, …). It exists for `f32` tensors on the CPU only. Inside it, the
+//!   convolution chooses among Winograd, the AVX-512 tiles and im2col + gemm (`conv`'s one
+//!   `Kernel::choose`), as far as the policy allows ([`KernelPolicy::NoWinograd`],
+//!   [`KernelPolicy::Gemm`] hold it to the slower ones, to compare them).
 //! - **portable**: the same op written with candle's own tensor ops, differentiated by
 //!   candle's autograd, with PyTorch's backward semantics kept where candle's differ (ReLU's
 //!   gradient at 0, the max pool's tie rule). This is what runs on a GPU.
@@ -32,12 +35,18 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::{DType, Tensor};
 
-/// Which implementation of the dia-nn ops to use where both exist.
+/// Which implementation of the dia-nn ops to use where several exist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KernelPolicy {
-    /// The fast custom ops where they exist (CPU, f32), the portable ops elsewhere.
+    /// The fast custom ops where they exist (CPU, f32), the portable ops elsewhere; every CPU
+    /// kernel the CPU and the shape allow.
     #[default]
     Fast,
+    /// As [`KernelPolicy::Fast`] without the Winograd convolutions.
+    NoWinograd,
+    /// The fast custom ops on im2col + gemm only: no AVX-512 tiles and no Winograd (what a
+    /// CPU without AVX-512 runs).
+    Gemm,
     /// The portable ops everywhere: what a GPU runs, on any device.
     Portable,
 }
@@ -45,7 +54,7 @@ pub enum KernelPolicy {
 /// The environment variable read by [`KernelPolicy::from_env`].
 pub const KERNELS_ENV: &str = "DIA_KERNELS";
 
-/// A `DIA_KERNELS` value that is neither `fast` nor `portable`.
+/// A `DIA_KERNELS` value that names no policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownPolicy(pub String);
 
@@ -53,7 +62,7 @@ impl fmt::Display for UnknownPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown kernel policy {:?} (expected `fast` or `portable`)",
+            "unknown kernel policy {:?} (expected fast, no-winograd, gemm or portable)",
             self.0
         )
     }
@@ -66,6 +75,8 @@ impl FromStr for KernelPolicy {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "fast" | "" => Ok(Self::Fast),
+            "no-winograd" => Ok(Self::NoWinograd),
+            "gemm" => Ok(Self::Gemm),
             "portable" => Ok(Self::Portable),
             _ => Err(UnknownPolicy(s.to_string())),
         }
@@ -76,31 +87,40 @@ impl fmt::Display for KernelPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Fast => "fast",
+            Self::NoWinograd => "no-winograd",
+            Self::Gemm => "gemm",
             Self::Portable => "portable",
         })
     }
 }
 
 impl KernelPolicy {
-    /// The policy named by `DIA_KERNELS` (`fast`, the default, or `portable`). The library
-    /// never reads it by itself: a program calls this and [`set_kernel_policy`].
+    /// The policy named by `DIA_KERNELS` (`fast`, the default, `no-winograd`, `gemm` or
+    /// `portable`); without it, the older switches `DIA_NO_AVX512=1` (→ `gemm`) and
+    /// `DIA_NO_WINOGRAD=1` (→ `no-winograd`). The library never reads the environment by
+    /// itself: a program calls this and [`set_kernel_policy`].
     pub fn from_env() -> Result<Self, UnknownPolicy> {
-        std::env::var(KERNELS_ENV).map_or(Ok(Self::Fast), |v| v.parse())
+        if let Ok(v) = std::env::var(KERNELS_ENV) {
+            return v.parse();
+        }
+        let on = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+        Ok(if on("DIA_NO_AVX512") {
+            Self::Gemm
+        } else if on("DIA_NO_WINOGRAD") {
+            Self::NoWinograd
+        } else {
+            Self::Fast
+        })
     }
 
+    const ALL: [KernelPolicy; 4] = [Self::Fast, Self::NoWinograd, Self::Gemm, Self::Portable];
+
     fn code(self) -> u8 {
-        match self {
-            Self::Fast => 0,
-            Self::Portable => 1,
-        }
+        Self::ALL.iter().position(|&p| p == self).unwrap_or(0) as u8
     }
 
     fn from_code(c: u8) -> Self {
-        if c == 1 {
-            Self::Portable
-        } else {
-            Self::Fast
-        }
+        Self::ALL.get(c as usize).copied().unwrap_or(Self::Fast)
     }
 }
 
@@ -139,10 +159,20 @@ pub fn with_kernel_policy<R>(policy: KernelPolicy, f: impl FnOnce() -> R) -> R {
 /// The dispatch rule of every op: the fast custom op when the policy allows it and every
 /// operand is an `f32` tensor on the CPU; the portable candle ops otherwise.
 pub fn use_fast(operands: &[&Tensor]) -> bool {
-    kernel_policy() == KernelPolicy::Fast
+    kernel_policy() != KernelPolicy::Portable
         && operands
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// Which CPU kernels the fast convolution may use under the policy in force:
+/// (AVX-512 tiles, Winograd). The CPU and the shape have their say in `conv`.
+pub(crate) fn cpu_kernels() -> (bool, bool) {
+    match kernel_policy() {
+        KernelPolicy::Fast => (true, true),
+        KernelPolicy::NoWinograd => (true, false),
+        KernelPolicy::Gemm | KernelPolicy::Portable => (false, false),
+    }
 }
 
 /// `max(x, 0)` with PyTorch's gradient: `dy` where `x > 0`, 0 elsewhere (candle's own `relu`
@@ -166,6 +196,10 @@ mod tests {
             Ok(KernelPolicy::Portable)
         );
         assert_eq!("fast".parse::<KernelPolicy>(), Ok(KernelPolicy::Fast));
+        for p in KernelPolicy::ALL {
+            assert_eq!(p.to_string().parse::<KernelPolicy>(), Ok(p));
+            assert_eq!(KernelPolicy::from_code(p.code()), p);
+        }
         assert!("gpu".parse::<KernelPolicy>().is_err());
         let x = Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap();
         let outer = kernel_policy();

@@ -5,8 +5,9 @@
 //! convolution gradients do not use gemm (`docs/benchmarks.md`, performance-baseline §4). The
 //! layers here are candle custom ops with their own CPU backward passes — on AVX-512 CPUs the
 //! 3×3 stride-1 convolutions run as Winograd F(4×4, 3×3) and the others on register tiles that
-//! never form an im2col matrix, elsewhere on gemm over im2col chunks. `DIA_NO_WINOGRAD=1` and
-//! `DIA_NO_AVX512=1` turn those CPU paths off (to compare them).
+//! never form an im2col matrix, elsewhere on gemm over im2col chunks. [`KernelPolicy`]
+//! `NoWinograd` and `Gemm` hold the CPU to the slower of these (to compare them; `dia` reads
+//! `DIA_KERNELS=no-winograd|gemm`, or the older `DIA_NO_WINOGRAD=1` / `DIA_NO_AVX512=1`).
 //!
 //! Every op also has a **portable** implementation made of candle ops, with a backward that
 //! keeps PyTorch's semantics: it runs on CUDA (and any other candle device), and on the CPU
@@ -54,6 +55,7 @@ mod im2col;
 pub mod init;
 pub mod kernels;
 mod microkernel;
+mod out;
 pub mod pool;
 mod scratch;
 mod storage;

@@ -31,16 +31,13 @@ pub(crate) const BT_MR: usize = 16 * BT_MV;
 /// Tile columns of [`tile_bt`].
 pub(crate) const BT_NR: usize = 6;
 
-/// Whether this CPU runs the AVX-512 kernel (checked once). `DIA_NO_AVX512=1` turns it off,
-/// to compare against the portable path.
+/// Whether this CPU has AVX-512 (checked once): the hardware condition of every kernel here.
+/// Whether the tiles are *used* is the kernel policy's (`KernelPolicy::Gemm` turns them off).
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::is_x86_feature_detected!("avx512f")
-                && std::env::var_os("DIA_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
-        })
+        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -1,7 +1,9 @@
-//! Borrowing the f32 data of a contiguous CPU tensor without copying it.
+//! Host buffers: borrowing the f32 data of a contiguous CPU tensor without copying it, and
+//! zeroed buffers written in parallel.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
 
 /// Calls `f` with the f32 values of `t`, which must be a contiguous f32 tensor on the CPU.
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -28,4 +30,12 @@ pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
         Some((a, b)) => Ok(&v[a..b]),
         None => bail!("{what}: expected a contiguous tensor"),
     }
+}
+
+/// A zeroed buffer, written in parallel: the first touch of a large buffer is page faults and
+/// zeroing, which a plain `vec![0.0; n]` does on one thread while the other cores wait.
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+    v
 }

@@ -22,15 +22,25 @@ fn uniform(dims: &[usize], seed: u64) -> Tensor {
     dia_nn::init::uniform(dims, 1.0, &mut rng(seed), &Device::Cpu).unwrap()
 }
 
-/// Runs `f` (which returns outputs followed by gradients) under both policies and compares
-/// every tensor, naming the first that differs.
+/// Runs `f` (which returns outputs followed by gradients) under every policy — the portable
+/// ops, and the fast ones held to gemm (a CPU without AVX-512) or without Winograd — and
+/// compares every tensor with the fast path's, naming the first that differs.
 fn same_on_both_paths(what: &str, f: impl Fn() -> Vec<(&'static str, Tensor)>) {
     let fast = with_kernel_policy(KernelPolicy::Fast, &f);
-    let portable = with_kernel_policy(KernelPolicy::Portable, &f);
-    assert_eq!(fast.len(), portable.len());
-    for ((name, a), (_, b)) in fast.iter().zip(&portable) {
-        let e = rel_diff(b, a);
-        assert!(e <= TOL, "{what}: {name} differs by {e:e} (relative)");
+    for policy in [
+        KernelPolicy::Portable,
+        KernelPolicy::Gemm,
+        KernelPolicy::NoWinograd,
+    ] {
+        let other = with_kernel_policy(policy, &f);
+        assert_eq!(fast.len(), other.len());
+        for ((name, a), (_, b)) in fast.iter().zip(&other) {
+            let e = rel_diff(b, a);
+            assert!(
+                e <= TOL,
+                "{what}: {name} differs by {e:e} on the {policy} path"
+            );
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! - resizing as PyTorch's `F.interpolate` (§2.3) — [`resize_bilinear`], [`resize_nearest`],
 //!   [`pad_zeros`], [`center_crop`];
 //! - the SimCLR augmentation of CSI (§5.3) — [`SimclrAugmentation`], [`hflip`];
-//! - the [`Dissolve`] trait and the blur dissolvers of the baselines (§3) — [`BlurDissolver`].
+//! - the [`Dissolve`] trait and the blur dissolvers of the baselines (§3) — [`BlurDissolver`];
+//!   the diffusion dissolver's settings as plain data (§2.3) — [`DissolverConfig`].
 //!
 //! Every random choice comes from a caller-supplied generator; nothing uses candle's
 //! unseedable CPU random functions.
@@ -37,6 +38,7 @@ pub mod blur;
 pub mod color;
 pub mod crop;
 pub mod dissolve;
+pub mod dissolver_config;
 pub mod error;
 pub mod kind;
 pub mod resize;
@@ -48,6 +50,7 @@ pub use blur::{gaussian_blur, gaussian_kernel_1d, median_blur};
 pub use color::{ColorJitter, JitterFactors};
 pub use crop::{hflip, random_hflip, resized_crop, CropBox, RandomResizedCrop};
 pub use dissolve::{BlurDissolver, BlurFilter, Dissolve};
+pub use dissolver_config::{DissolverConfig, Resolution, StepSampler};
 pub use error::{Error, Result};
 pub use kind::{DissolveKind, ShiftKind};
 pub use resize::{center_crop, pad_zeros, resize_bilinear, resize_nearest};

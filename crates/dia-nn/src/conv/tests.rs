@@ -57,7 +57,7 @@ fn the_avx512_path_matches_the_gemm_path() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for (n, cin, cout, hw, k, s, p) in shapes {
         let g = geom_of(n, cin, cout, hw, k, s, p);
-        if !fastconv::supported(&g) {
+        if !g.fits_tiles() {
             return; // no AVX-512 on this CPU: nothing to compare
         }
         let (x, w, dy) = operands(&g, &mut rng);
@@ -134,6 +134,8 @@ fn winograd_matches_the_gemm_path() {
 #[ignore]
 fn layer_timings() {
     crate::tune_allocator();
+    // DIA_KERNELS (or DIA_NO_WINOGRAD / DIA_NO_AVX512) picks the kernels to time.
+    crate::set_kernel_policy(crate::KernelPolicy::from_env().expect("a known DIA_KERNELS"));
     let cifar = [
         (3, 64, 32, 3, 1, 1, 1),
         (64, 64, 32, 3, 1, 1, 4),

@@ -32,9 +32,9 @@ pub(crate) use weight_grad::backward_weight;
 
 use rayon::prelude::*;
 
-use crate::fastconv::{self, Out};
 use crate::im2col::ConvGeom;
 use crate::microkernel::{self, BTile, Steps, BT_MR, BT_NR};
+use crate::out::Out;
 use crate::scratch::Scratch;
 use layout::Source;
 use transforms::LANES;
@@ -48,18 +48,13 @@ const BLOCK_FLOATS: usize = 64 * 1024;
 /// Floats of `V` per chunk of tiles when each pass runs over all of them.
 const CHUNK_FLOATS: usize = 4 << 20;
 
-/// Whether this convolution runs as Winograd F(4×4, 3×3): 3 × 3, stride 1, padding ≤ 2, 16 or
-/// more channels in and out, an output that fills at least half its 4 × 4 tiles, on the AVX-512
-/// path, and not turned off with `DIA_NO_WINOGRAD`.
+/// Whether this convolution can run as Winograd F(4×4, 3×3): 3 × 3, stride 1, padding ≤ 2,
+/// 16 or more channels in and out, an output that fills at least half its 4 × 4 tiles, on the
+/// AVX-512 tiles. (Whether the kernel policy allows it is `conv`'s choice.)
 pub(crate) fn applies(g: &ConvGeom) -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let enabled = *ENABLED.get_or_init(|| {
-        std::env::var_os("DIA_NO_WINOGRAD").is_none_or(|v| v.is_empty() || v == "0")
-    });
     // Fewer than 16 channels on either side would leave most of a vector or a tile empty (the
     // RGB stem: the direct tiles are faster there).
-    enabled
-        && g.kh == 3
+    g.kh == 3
         && g.kw == 3
         && g.stride == 1
         && g.pad <= 2
@@ -68,7 +63,7 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
         // Tiles mostly outside the output (a 2 × 2 map pads to 4 × 4) would waste more than
         // the 4× the transform saves is worth at the tiles' efficiency.
         && 16 * g.ho.div_ceil(4) * g.wo.div_ceil(4) <= 2 * g.ho * g.wo
-        && fastconv::supported(g)
+        && g.fits_tiles()
 }
 
 /// Sizes of one Winograd pass.
@@ -203,10 +198,10 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// Input gradient `dx (n, cin, h, w)` of a convolution whose transposed geometry
-/// ([`fastconv::transposed`]) [`applies`]: the forward of `dY` with the kernel rotated by 180°
+/// ([`ConvGeom::transposed`]) [`applies`]: the forward of `dY` with the kernel rotated by 180°
 /// and its channel axes swapped, a swap the filter transform makes as it reads `w`.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let tg = fastconv::transposed(g);
+    let tg = g.transposed();
     assert!(
         applies(&tg),
         "winograd: not a 3×3 stride-1 convolution on AVX-512"

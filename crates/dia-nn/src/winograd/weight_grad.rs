@@ -14,9 +14,9 @@
 use rayon::prelude::*;
 
 use super::{applies, filter, transforms, Plan, Source, LANES, XI};
-use crate::fastconv::Out;
 use crate::im2col::ConvGeom;
 use crate::microkernel::{self, BTile, Steps, BT_MR, BT_NR};
+use crate::out::Out;
 use crate::scratch::Scratch;
 
 /// Weight gradient `dw (cout, cin, 3, 3)`, summed over the batch ([`applies`] must hold).
@@ -114,7 +114,7 @@ pub(crate) fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                 .enumerate()
                 .for_each(|(p, vt)| pass.plan.input_batch(&xb, t0 + p, vt));
             // Zeroed: output channels past `cout` in the last panel are never written.
-            let mut dm = crate::conv::zeros(np * XI * kp);
+            let mut dm = crate::storage::zeros(np * XI * kp);
             let out = Out::new(&mut dm);
             (0..np).into_par_iter().for_each(|p| {
                 let (img, ty, tx) = pass.plan.tile(t0 + p);

@@ -1,0 +1,167 @@
+//! Evaluating one trained encoder (spec §6): load the checkpoint on a device, check it against
+//! the training config, score the test split, write the report files and the statistics
+//! `dia predict` reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use dia_contrastive::TrainConfig;
+use dia_data::{resolve_class, Split};
+use dia_encoder::{load_checkpoint, load_reference_checkpoint, ResNet18};
+use dia_eval::report::{write_report, Report};
+use dia_eval::{
+    check_metadata, evaluate, save_statistics, statistics_path, EvalSetup, ScoreKind,
+    StatisticsMeta, TtaConfig,
+};
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// An encoder from our safetensors checkpoint (with its metadata) or from the reference's
+/// PyTorch file (no metadata), on `device`.
+pub fn load_encoder(path: &Path, device: &Device) -> Result<(ResNet18, HashMap<String, String>)> {
+    let path = &dia_data::hub::resolve(&path.to_string_lossy())?;
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        Ok(load_checkpoint(path, device)?)
+    } else {
+        Ok((load_reference_checkpoint(path, device)?, HashMap::new()))
+    }
+}
+
+/// How to evaluate a checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalOptions {
+    /// `csi` or `simclr`.
+    pub score: ScoreKind,
+    /// Test-time augmentation (its seed also seeds the bootstrap).
+    pub tta: TtaConfig,
+}
+
+/// Evaluates `ckpt` (trained with `cfg`) on `device` and writes the report into `out_dir`;
+/// also saves the training statistics next to the checkpoint. Returns the report and the
+/// files written.
+pub fn evaluate_checkpoint(
+    cfg: &TrainConfig,
+    ckpt: &Path,
+    out_dir: &Path,
+    opts: EvalOptions,
+    device: &Device,
+    progress: &dyn Progress,
+) -> Result<(Report, Vec<PathBuf>)> {
+    let EvalOptions { score, tta } = opts;
+    let (model, meta) = load_encoder(ckpt, device)?;
+    let enc = model.config();
+    check_metadata(
+        ckpt,
+        &meta,
+        &[
+            ("mode", "dia.mode", json(&cfg.mode)),
+            (
+                "shift_trans_type",
+                "dia.shift_trans_type",
+                cfg.shift_trans_type.to_string(),
+            ),
+            (
+                "normal_classes",
+                "dia.normal_classes",
+                json(&cfg.normal_classes),
+            ),
+            ("image_size", "dia.image_size", json(&cfg.image_size)),
+        ],
+    )?;
+    if enc.arch != cfg.encoder.arch {
+        return Err(Error::Config(format!(
+            "{}: the checkpoint is a {:?} encoder, the config says arch = {:?}",
+            ckpt.display(),
+            enc.arch,
+            cfg.encoder.arch
+        )));
+    }
+    if enc.k_shift != dia_transforms::K_SHIFT {
+        return Err(Error::Config(format!(
+            "{}: the checkpoint's shift head has {} outputs, the evaluation uses k_shift = {}",
+            ckpt.display(),
+            enc.k_shift,
+            dia_transforms::K_SHIFT
+        )));
+    }
+    if cfg.normal_classes.is_empty() {
+        return Err(Error::Config("evaluation needs normal_classes (the one-class protocol): with every class normal there is no anomaly to score".into()));
+    }
+    let size = cfg.image_size.map(|s| (s, s));
+    let train = cfg.data.open(Split::Train, size)?;
+    let test = cfg.data.open(Split::Test, size)?;
+    let resolve = |ds: &dyn dia_data::Dataset| -> Result<Vec<usize>> {
+        cfg.normal_classes
+            .iter()
+            .map(|c| Ok(resolve_class(ds.classes(), c)?))
+            .collect()
+    };
+    let train_labels = resolve(train.as_ref())?;
+    let normal_labels = resolve(test.as_ref())?;
+    let train_indices: Vec<usize> = (0..train.len())
+        .filter(|&i| train_labels.contains(&train.label(i)))
+        .collect();
+    let setup = EvalSetup {
+        model: &model,
+        train: train.as_ref(),
+        train_indices: train_indices.clone(),
+        test: test.as_ref(),
+        normal_labels,
+        shift: cfg.shift_trans_type.shift,
+        k_shift: enc.k_shift,
+        score,
+        tta,
+        bootstrap_seed: tta.seed,
+    };
+    let start = Instant::now();
+    let result = evaluate(&setup, &mut |stage, done, total| {
+        progress.set_stage(stage);
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
+    let smeta = StatisticsMeta {
+        score,
+        shift: cfg.shift_trans_type.shift.name().to_string(),
+        k_shift: enc.k_shift,
+        tta,
+        image_size: cfg.image_size,
+    };
+    save_statistics(
+        &statistics_path(ckpt),
+        &result.stats,
+        &result.calibration,
+        &smeta,
+    )?;
+    let config = serde_json::to_value(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let report = Report {
+        checkpoint: ckpt.display().to_string(),
+        checkpoint_metadata: meta.into_iter().collect::<BTreeMap<_, _>>(),
+        evaluation: smeta,
+        config,
+        normal_classes: cfg.normal_classes.clone(),
+        n_train_normal: train_indices.len(),
+        pooled: result.pooled,
+        per_class: result.per_class.clone(),
+        mean_class_auroc: result.mean_class_auroc,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    let files = write_report(out_dir, &report, &result)?;
+    Ok((report, files))
+}
+
+/// Reads a `report.json` written by [`evaluate_checkpoint`], typed.
+pub fn read_report(path: &Path) -> Result<Report> {
+    let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A config field as the trainer writes it into the checkpoint's metadata (JSON).
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}

@@ -1,0 +1,208 @@
+//! Running a grid: one DDPM per normal class for the diffusion cells, then every cell (train,
+//! evaluate), each resumable — a finished DDPM or cell is read back, an interrupted one
+//! continues from its checkpoint — with at most `jobs` tasks at once, as threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::Device;
+use dia_contrastive::TrainConfig;
+use dia_diffusion::DdpmConfig;
+use dia_eval::TtaConfig;
+
+use super::config::{slug, EvalSection, ExperimentConfig, Method};
+use super::tables::{write_tables, CellResult};
+use crate::error::{io_err, Error, Result};
+use crate::evaluate::{evaluate_checkpoint, read_report, EvalOptions};
+use crate::progress::{Progress, Tasks};
+
+/// Trains (or resumes, or skips when finished) the DDPM of `dir` on `device`; returns its
+/// `model.safetensors`.
+pub fn run_ddpm(
+    cfg: &DdpmConfig,
+    dir: &Path,
+    device: &Device,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
+    let model = dir.join("model.safetensors");
+    if model.is_file() {
+        // Only the metadata is needed: read on the host, nothing is computed.
+        let (_, meta) = dia_diffusion::checkpoint::read_tensors(&model, &Device::Cpu)?;
+        if meta.is_some_and(|m| m.step >= cfg.steps) {
+            progress.finish("done before".into());
+            return Ok(model);
+        }
+    }
+    let resume = dir.join("checkpoint.safetensors").is_file();
+    progress.set_length(cfg.steps as u64);
+    let mut on_step = |s: &dia_diffusion::train::StepInfo| {
+        progress.set_position(s.step as u64);
+        progress.set_message(format!("loss {:.4}", s.loss));
+    };
+    let opts = dia_diffusion::train::RunOptions {
+        resume,
+        stop_after_steps: None,
+    };
+    dia_diffusion::train::train(cfg, dir, device, opts, &mut on_step)?;
+    progress.finish("trained".into());
+    Ok(model)
+}
+
+/// The seconds of encoder training recorded in a cell (summed over invocations).
+const TIMING_FILE: &str = "train_seconds.txt";
+
+fn recorded_seconds(dir: &Path) -> Option<f64> {
+    std::fs::read_to_string(dir.join(TIMING_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// Trains (or resumes) and evaluates one cell on `device`; a cell with a report is read back.
+pub fn run_cell(
+    cfg: &TrainConfig,
+    method: Method,
+    dir: &Path,
+    eval: &EvalSection,
+    device: &Device,
+    progress: &dyn Progress,
+) -> Result<CellResult> {
+    let report_path = dir.join("eval").join("report.json");
+    if !report_path.is_file() {
+        let done = dia_contrastive::epochs_done(dir).unwrap_or(0);
+        if done < cfg.epochs {
+            let t = Instant::now();
+            let mut started = false;
+            let mut position = 0;
+            let mut on_step = |s: &dia_contrastive::StepInfo| {
+                if !started {
+                    started = true;
+                    position = ((s.epoch - 1) * s.iterations) as u64;
+                    progress.set_length((s.iterations * cfg.epochs) as u64);
+                }
+                position += 1;
+                progress.set_position(position);
+                progress.set_message(format!("epoch {} loss {:.3}", s.epoch, s.losses.total()));
+            };
+            let dissolver = crate::dissolver(cfg, device)?;
+            let opts = dia_contrastive::RunOptions {
+                resume: done > 0,
+                stop_after_epochs: None,
+            };
+            dia_contrastive::train(cfg, dir, device, dissolver.as_deref(), opts, &mut on_step)?;
+            let text = format!(
+                "{}\n",
+                recorded_seconds(dir).unwrap_or(0.0) + t.elapsed().as_secs_f64()
+            );
+            let timing = dir.join(TIMING_FILE);
+            dia_data::atomic::write_atomic(&timing, |f| {
+                std::io::Write::write_all(f, text.as_bytes())
+            })?;
+        }
+        progress.set_message("evaluating".into());
+        let opts = EvalOptions {
+            score: eval.score,
+            tta: TtaConfig {
+                ood_samples: eval.ood_samples,
+                seed: cfg.seed,
+                ..TtaConfig::default()
+            },
+        };
+        let ckpt = dir.join("last.safetensors");
+        evaluate_checkpoint(cfg, &ckpt, &dir.join("eval"), opts, device, progress)?;
+    }
+    let report = read_report(&report_path)?;
+    let seconds = recorded_seconds(dir).unwrap_or(f64::NAN);
+    let result = CellResult::from_report(method.name(), cfg.seed, &report, seconds, dir);
+    progress.finish(format!("AUROC {:.4}", result.auroc));
+    Ok(result)
+}
+
+/// Runs the whole grid of `cfg` in `out` on `device`, at most `jobs` tasks at once; writes the
+/// tables and returns the cell results in grid order (classes, then methods, then seeds).
+pub fn run_grid(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    jobs: usize,
+    device: &Device,
+    tasks: &dyn Tasks,
+) -> Result<Vec<CellResult>> {
+    if jobs == 0 {
+        return Err(Error::Config("jobs must be at least 1".into()));
+    }
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let cfg_path = out.join("experiment.yaml");
+    dia_data::atomic::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, yaml.as_bytes()))?;
+    // Phase 1: one DDPM per normal class, for the diffusion cells.
+    let mut ddpms = std::collections::HashMap::new();
+    if cfg.methods.contains(&Method::DiaDiffusion) {
+        let results = parallel(jobs, &cfg.normal_classes, |class| {
+            let progress = tasks.task(&format!("ddpm {class}"));
+            let dir = out.join("ddpm").join(slug(class));
+            run_ddpm(&cfg.ddpm_config(class)?, &dir, device, progress.as_ref())
+        });
+        for (class, r) in cfg.normal_classes.iter().zip(results) {
+            ddpms.insert(class.clone(), r?);
+        }
+    }
+    // Phase 2: the cells.
+    let mut cells = Vec::new();
+    for class in &cfg.normal_classes {
+        for &method in &cfg.methods {
+            for &seed in &cfg.seeds {
+                cells.push((method, class.clone(), seed));
+            }
+        }
+    }
+    let results = parallel(jobs, &cells, |(method, class, seed)| {
+        let name = format!("{} {class} seed {seed}", method.name());
+        let cell = || -> Result<CellResult> {
+            let ddpm = ddpms.get(class).map(PathBuf::as_path);
+            let tc = cfg.cell_config(*method, class, *seed, ddpm)?;
+            let dir = out
+                .join(method.name())
+                .join(slug(class))
+                .join(format!("seed-{seed}"));
+            let progress = tasks.task(&name);
+            run_cell(&tc, *method, &dir, &cfg.eval, device, progress.as_ref())
+        };
+        cell().map_err(|e| Error::Cell {
+            cell: name.clone(),
+            source: Box::new(e),
+        })
+    });
+    let results: Vec<CellResult> = results.into_iter().collect::<Result<_>>()?;
+    write_tables(out, &results)?;
+    Ok(results)
+}
+
+/// Runs `f` on every item with at most `jobs` at once; results in item order.
+fn parallel<T: Sync, R: Send>(jobs: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = Mutex::new(0usize);
+    let out: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("not poisoned");
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                *out[i].lock().expect("not poisoned") = Some(r);
+            });
+        }
+    });
+    out.into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("not poisoned")
+                .expect("every item ran")
+        })
+        .collect()
+}

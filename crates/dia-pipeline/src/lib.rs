@@ -1,0 +1,39 @@
+//! The DIA / CSI pipeline: the only crate that sees both the DDPM (`dia-diffusion`) and the
+//! encoder (`dia-encoder`, trained by `dia-contrastive`, evaluated by `dia-eval`).
+//!
+//! - [`dissolver`]: the [`Dissolve`](dia_transforms::Dissolve) a training config asks for
+//!   (spec §2.3, §3), loading the DDPM for the diffusion kinds;
+//! - [`evaluate_checkpoint`]: one trained encoder scored on its test split (spec §6), with the
+//!   report files and the statistics `dia predict` reads; [`read_report`] reads them back typed;
+//! - [`experiment`]: grids of methods × normal classes × seeds — config, resumable runner with
+//!   one DDPM per class, typed results ([`CellResult`] from each cell's
+//!   [`Report`](dia_eval::report::Report)) and the tables;
+//! - [`Quickstart`]: the end-to-end run on the embedded sample.
+//!
+//! Long work reports through [`Progress`] / [`Tasks`] (the `dia` binary draws progress bars;
+//! [`Quiet`] ignores it). Every function takes the candle `Device` from its caller.
+//!
+//! ```no_run
+//! use dia_pipeline::{experiment::{run_grid, ExperimentConfig}, Quiet};
+//! let cfg = ExperimentConfig::read("configs/fashion-mnist-cpu-experiment.yaml".as_ref())?;
+//! let results = run_grid(&cfg, "runs/grid".as_ref(), 1, &candle_core::Device::Cpu, &Quiet)?;
+//! for r in &results {
+//!     println!("{} {} seed {}: AUROC {:.4}", r.method, r.class, r.seed, r.auroc);
+//! }
+//! # Ok::<(), dia_pipeline::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod dissolver;
+mod error;
+mod evaluate;
+pub mod experiment;
+mod progress;
+mod quickstart;
+
+pub use dissolver::dissolver;
+pub use error::{Error, Result};
+pub use evaluate::{evaluate_checkpoint, load_encoder, read_report, EvalOptions};
+pub use experiment::CellResult;
+pub use progress::{Progress, Quiet, Tasks};
+pub use quickstart::{Quickstart, QuickstartOutcome};
