@@ -9,11 +9,11 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use dia_contrastive::{train_step, BatchBuilder, Lars, LarsConfig, NegMode};
 use dia_encoder::{Arch, EncoderConfig, ResNet18, Source};
-use dia_transforms::{Shift, SimclrAugmentation};
+use dia_transforms::Shift;
 use rand::SeedableRng;
 
 /// The workloads, with what each one times.
-pub const WORKLOADS: [(&str, &str); 5] = [
+pub(crate) const WORKLOADS: [(&str, &str); 5] = [
     (
         "encoder-train-cifar32",
         "ResNet-18 (CIFAR stem), 32x32, 64 images (8 x 4 rotations x 2 views): the CSI training step (forward, NT-Xent + shift CE, backward, LARS)",
@@ -34,7 +34,7 @@ pub const WORKLOADS: [(&str, &str); 5] = [
 ];
 
 #[derive(Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Workload to run (all when omitted).
     workload: Option<String>,
     /// One JSON object per workload on stdout.
@@ -81,13 +81,7 @@ fn encoder_workload(arch: Arch, size: usize, train: bool, dev: &Device) -> Resul
     // the batch's move to the device is, as every step of `dia train` makes it).
     let x =
         dia_nn::init::uniform((8, 3, size, size), 0.5, &mut rng, &Device::Cpu)?.affine(1.0, 0.5)?;
-    let builder = BatchBuilder {
-        shift: Shift::Rotation,
-        k_shift: 4,
-        dissolver: None,
-        blur_all_views: false,
-        augmentation: SimclrAugmentation::train(),
-    };
+    let builder = BatchBuilder::new(Shift::Rotation, None);
     let batch = builder.build(&x, &mut rng)?;
     let mut lars = Lars::new(LarsConfig::default());
     Ok(Box::new(move || {
@@ -147,7 +141,7 @@ fn workload(name: &str, dev: &Device) -> Result<(Step, usize)> {
     })
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub(crate) fn run(args: BenchArgs) -> Result<()> {
     if args.list {
         for (name, what) in WORKLOADS {
             println!("{name:<26} {what}");

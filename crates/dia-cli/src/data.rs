@@ -11,10 +11,10 @@ use dia_transforms::{BlurDissolver, Dissolve, Shift, SimclrAugmentation, K_SHIFT
 use rand::SeedableRng;
 
 /// The embedded Fashion-MNIST sample, relative to the workspace root.
-pub const SAMPLE_DIR: &str = "datasets/fashion-mnist-sample";
+pub(crate) const SAMPLE_DIR: &str = "datasets/fashion-mnist-sample";
 
 #[derive(Subcommand)]
-pub enum DataCommand {
+pub(crate) enum DataCommand {
     /// Report class counts, image sizes and every unreadable file; exit non-zero on problems.
     ///
     /// DIR is an image folder (`ROOT/{train,test}/<class>/` or `ROOT/<class>/`), a folder of IDX
@@ -42,7 +42,7 @@ pub enum DataCommand {
     },
 }
 
-pub fn run(cmd: DataCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: DataCommand) -> Result<ExitCode> {
     match cmd {
         DataCommand::Check { dir } => check(&dir),
         DataCommand::Preview {

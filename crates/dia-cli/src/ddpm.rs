@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use crate::embed::load_input;
 
 #[derive(Args)]
-pub struct TrainDdpmArgs {
+pub(crate) struct TrainDdpmArgs {
     /// The DDPM config (YAML).
     #[arg(long, required_unless_present = "resume")]
     config: Option<PathBuf>,
@@ -43,7 +43,7 @@ fn bar(len: u64, template: &str) -> ProgressBar {
     bar
 }
 
-pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
+pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
     let (cfg, dir, resume) = crate::train::run_setup(
         args.config.as_deref(),
         args.run.as_deref(),
@@ -88,7 +88,7 @@ pub fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct DissolveArgs {
+pub(crate) struct DissolveArgs {
     /// DDPM checkpoint: ours (.safetensors) or a lucidrains Trainer file (model-N.pt).
     #[arg(long, required_unless_present = "macs")]
     checkpoint: Option<PathBuf>,
@@ -125,17 +125,12 @@ fn print_macs(cfg: &UnetConfig) {
 }
 
 /// Writes `x` as .npy through a temporary file and a rename.
-pub fn write_npy_atomic(x: &Tensor, path: &Path) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp.npy", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    x.write_npy(&tmp)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+pub(crate) fn write_npy_atomic(x: &Tensor, path: &Path) -> Result<()> {
+    dia_data::atomic::write_atomic_path(path, |tmp| x.write_npy(tmp).map_err(std::io::Error::other))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn dissolve(args: DissolveArgs) -> Result<()> {
+pub(crate) fn dissolve(args: DissolveArgs) -> Result<()> {
     if args.macs {
         let cfg = match &args.checkpoint {
             // Only the config is read: nothing is computed, so the host is enough.
@@ -200,7 +195,7 @@ pub fn dissolve(args: DissolveArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct SampleArgs {
+pub(crate) struct SampleArgs {
     /// DDPM checkpoint (use the run's ema.safetensors for the best samples).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -223,7 +218,7 @@ pub struct SampleArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub fn sample(args: SampleArgs) -> Result<()> {
+pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     if args.n == 0 {
         bail!("-n must be positive");
     }

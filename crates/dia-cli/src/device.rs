@@ -10,7 +10,7 @@ use clap::Args;
 
 /// A device as asked for on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceChoice {
+pub(crate) enum DeviceChoice {
     /// CUDA device 0 when this binary was built with CUDA and a GPU answers, else the CPU.
     #[default]
     Auto,
@@ -48,16 +48,16 @@ impl fmt::Display for DeviceChoice {
 
 /// The `--device` flag, flattened into every command that computes.
 #[derive(Args, Clone, Copy, Debug, Default)]
-pub struct DeviceArgs {
+pub(crate) struct DeviceArgs {
     /// Device to compute on: auto (CUDA when built with it and a GPU answers, else the CPU),
     /// cpu, cuda or cuda:N. Configs are device-agnostic.
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub device: DeviceChoice,
+    pub(crate) device: DeviceChoice,
 }
 
 impl DeviceArgs {
     /// Opens the device and prints which one it is (and its free memory on a GPU).
-    pub fn open(&self) -> Result<Device> {
+    pub(crate) fn open(&self) -> Result<Device> {
         let device = open(self.device)?;
         eprintln!("device: {}", describe(&device));
         Ok(device)
@@ -65,7 +65,7 @@ impl DeviceArgs {
 }
 
 /// Opens `choice` without printing.
-pub fn open(choice: DeviceChoice) -> Result<Device> {
+pub(crate) fn open(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Auto => Ok(cuda(0).unwrap_or(Device::Cpu)),
@@ -94,7 +94,7 @@ fn cuda(ordinal: usize) -> Result<Device> {
 }
 
 /// Free and total memory of a CUDA device, in bytes (`None` on the CPU).
-pub fn memory(device: &Device) -> Option<(usize, usize)> {
+pub(crate) fn memory(device: &Device) -> Option<(usize, usize)> {
     #[cfg(feature = "cuda")]
     if let Ok(cuda) = device.as_cuda_device() {
         return cuda.cuda_stream().context().mem_get_info().ok();
@@ -106,7 +106,7 @@ pub fn memory(device: &Device) -> Option<(usize, usize)> {
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// `cpu (N threads)` or `cuda:0 (NVIDIA H200, 138.2 of 139.8 GiB free)`.
-pub fn describe(device: &Device) -> String {
+pub(crate) fn describe(device: &Device) -> String {
     match device {
         Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
         _ => {
@@ -137,7 +137,7 @@ fn gpu_name(device: &Device) -> Option<String> {
 }
 
 /// Whether an error chain is a device's out-of-memory error.
-pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
+pub(crate) fn is_out_of_memory(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         let s = c.to_string();
         s.contains("OUT_OF_MEMORY") || s.contains("out of memory")
@@ -149,7 +149,7 @@ pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
 /// memory grows about linearly with the batch and the failing step's peak is unknown (the
 /// allocation that failed is not the last one the step needs), so the suggestion is half the
 /// batch that failed: a size that is known to need at most about half the memory.
-pub fn out_of_memory_advice(
+pub(crate) fn out_of_memory_advice(
     device: &Device,
     batch_size: usize,
     free_at_start: Option<usize>,
@@ -167,7 +167,7 @@ pub fn out_of_memory_advice(
 }
 
 /// `result`, with the out-of-memory advice in front of its error when that is what it is.
-pub fn explain_out_of_memory<T>(
+pub(crate) fn explain_out_of_memory<T>(
     result: Result<T>,
     device: &Device,
     batch_size: usize,

@@ -10,7 +10,7 @@ use dia_data::{find_images, load_batch, FolderDataset};
 use dia_encoder::Arch;
 
 #[derive(Args)]
-pub struct EmbedArgs {
+pub(crate) struct EmbedArgs {
     /// Encoder checkpoint: ours (.safetensors) or the reference's PyTorch file (.model / .pth).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -61,7 +61,7 @@ pub(crate) fn load_input(input: &Path, size: usize) -> Result<(Tensor, Vec<Strin
     }
 }
 
-pub fn run(args: EmbedArgs) -> Result<()> {
+pub(crate) fn run(args: EmbedArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::progress::Bar;
 
 #[derive(Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// A run directory of `dia train` (its config.yaml and last.safetensors).
     #[arg(long, conflicts_with_all = ["checkpoint", "config"])]
     run: Option<PathBuf>,
@@ -53,7 +53,7 @@ pub struct EvalArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub fn progress_bar() -> ProgressBar {
+pub(crate) fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>15} [{bar:30}] {pos}/{len} ({eta})")
@@ -63,7 +63,7 @@ pub fn progress_bar() -> ProgressBar {
     bar
 }
 
-pub fn eval(args: EvalArgs) -> Result<()> {
+pub(crate) fn eval(args: EvalArgs) -> Result<()> {
     let (cfg_path, ckpt, default_out) = match (&args.run, &args.checkpoint, &args.config) {
         (Some(run), _, _) => (
             run.join("config.yaml"),
@@ -108,7 +108,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct PredictArgs {
+pub(crate) struct PredictArgs {
     /// An encoder checkpoint evaluated by `dia eval` (its `.csi.safetensors` statistics are
     /// read from beside it).
     #[arg(long)]
@@ -129,7 +129,7 @@ pub struct PredictArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub fn predict(args: PredictArgs) -> Result<()> {
+pub(crate) fn predict(args: PredictArgs) -> Result<()> {
     let stats_path = statistics_path(&args.checkpoint);
     if !stats_path.exists() {
         bail!(

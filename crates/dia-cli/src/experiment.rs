@@ -10,7 +10,7 @@ use dia_pipeline::experiment::{markdown_table, run_grid, ExperimentConfig};
 use crate::progress::Bars;
 
 #[derive(Args)]
-pub struct ExperimentArgs {
+pub(crate) struct ExperimentArgs {
     /// The experiment config (YAML).
     #[arg(long)]
     config: PathBuf,
@@ -27,7 +27,7 @@ pub struct ExperimentArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub fn run(args: ExperimentArgs) -> Result<()> {
+pub(crate) fn run(args: ExperimentArgs) -> Result<()> {
     let cfg = ExperimentConfig::read(&args.config)?;
     if args.check {
         println!(

@@ -4,7 +4,7 @@ use dia_pipeline::{Progress, Tasks};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// One task's bar.
-pub struct Bar(pub ProgressBar);
+pub(crate) struct Bar(pub(crate) ProgressBar);
 
 impl Progress for Bar {
     fn set_length(&self, len: u64) {
@@ -25,7 +25,7 @@ impl Progress for Bar {
 }
 
 /// A bar per task, stacked.
-pub struct Bars(pub MultiProgress);
+pub(crate) struct Bars(pub(crate) MultiProgress);
 
 impl Tasks for Bars {
     fn task(&self, name: &str) -> Box<dyn Progress> {

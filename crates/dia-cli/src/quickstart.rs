@@ -11,7 +11,7 @@ use dia_pipeline::Quickstart;
 use crate::progress::Bars;
 
 #[derive(Args)]
-pub struct QuickstartArgs {
+pub(crate) struct QuickstartArgs {
     /// Output folder.
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
@@ -31,7 +31,7 @@ pub struct QuickstartArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub fn run(args: QuickstartArgs) -> Result<()> {
+pub(crate) fn run(args: QuickstartArgs) -> Result<()> {
     let plan = Quickstart {
         data: args.data.clone(),
         class: args.class.clone(),

@@ -8,7 +8,7 @@ use dia_contrastive::{train, RunOptions, StepInfo, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// The experiment config (YAML).
     #[arg(long, required_unless_present = "resume")]
     config: Option<PathBuf>,
@@ -26,7 +26,7 @@ pub struct TrainArgs {
 }
 
 /// Reads a YAML config of type `T` and checks it with `validate`.
-pub fn read_yaml<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
     validate: impl FnOnce(&T) -> std::result::Result<(), String>,
 ) -> Result<T> {
@@ -38,14 +38,14 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(
     Ok(cfg)
 }
 
-pub fn read_config(path: &Path) -> Result<TrainConfig> {
+pub(crate) fn read_config(path: &Path) -> Result<TrainConfig> {
     read_yaml(path, TrainConfig::validate)
 }
 
 /// The config, run directory and whether to resume, from `--config`/`--run`/`--resume`: a
 /// new run goes to `--run` or `runs/<config name>`, and a directory that already holds a run
 /// (its `marker` file exists) is refused.
-pub fn run_setup<T>(
+pub(crate) fn run_setup<T>(
     config: Option<&Path>,
     run: Option<&Path>,
     resume: Option<&Path>,
@@ -75,7 +75,7 @@ pub fn run_setup<T>(
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let (cfg, run_dir, resume) = run_setup(
         args.config.as_deref(),
         args.run.as_deref(),

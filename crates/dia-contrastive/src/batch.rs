@@ -11,9 +11,11 @@
 //! The reference's blur baselines blur all three groups (its `Blur` layer ignores the
 //! `diffusion=False` flag, spec §10.7); `blur_all_views` reproduces that, the default does not.
 
-use candle_core::{Result, Tensor};
+use candle_core::Tensor;
 use dia_transforms::{random_hflip, Dissolve, Shift, SimclrAugmentation};
 use rand::RngCore;
+
+use crate::error::Result;
 
 /// What goes into one batch.
 pub struct BatchBuilder<'a> {
@@ -40,26 +42,34 @@ pub struct ContrastiveBatch {
     pub groups: usize,
 }
 
-fn to_candle(e: dia_transforms::Error) -> candle_core::Error {
-    candle_core::Error::Msg(e.to_string())
-}
+impl<'a> BatchBuilder<'a> {
+    /// The training batch of `dia train` for `shift`: K = 4 shifts, the SimCLR training
+    /// augmentation, and `dissolver` (DIA) on the third group only.
+    pub fn new(shift: Shift, dissolver: Option<&'a dyn Dissolve>) -> Self {
+        Self {
+            shift,
+            k_shift: dia_transforms::K_SHIFT,
+            dissolver,
+            blur_all_views: false,
+            augmentation: SimclrAugmentation::train(),
+        }
+    }
 
-impl BatchBuilder<'_> {
     /// Builds the batch for `x` (B, 3, H, W) in [0, 1].
     pub fn build(&self, x: &Tensor, rng: &mut dyn RngCore) -> Result<ContrastiveBatch> {
         let b = x.dim(0)?;
         let shifted = |v: &Tensor| -> Result<Vec<Tensor>> {
             (0..self.k_shift)
-                .map(|k| self.shift.apply(v, k).map_err(to_candle))
+                .map(|k| Ok(self.shift.apply(v, k)?))
                 .collect()
         };
         let maybe_dissolve = |v: Tensor, rng: &mut dyn RngCore| -> Result<Tensor> {
             match (self.dissolver, self.blur_all_views) {
-                (Some(d), true) => d.dissolve(&v, rng).map_err(to_candle),
+                (Some(d), true) => Ok(d.dissolve(&v, rng)?),
                 _ => Ok(v),
             }
         };
-        let flipped = random_hflip(&Tensor::cat(&[x, x], 0)?, rng).map_err(to_candle)?;
+        let flipped = random_hflip(&Tensor::cat(&[x, x], 0)?, rng)?;
         let v1 = maybe_dissolve(flipped.narrow(0, 0, b)?, rng)?;
         let v2 = maybe_dissolve(flipped.narrow(0, b, b)?, rng)?;
         let mut parts = shifted(&v1)?;
@@ -67,16 +77,13 @@ impl BatchBuilder<'_> {
         let mut groups = 2;
         if let Some(d) = self.dissolver {
             for k in 0..self.k_shift {
-                let view = random_hflip(x, rng).map_err(to_candle)?;
-                let dissolved = d.dissolve(&view, rng).map_err(to_candle)?;
-                parts.push(self.shift.apply(&dissolved, k).map_err(to_candle)?);
+                let view = random_hflip(x, rng)?;
+                let dissolved = d.dissolve(&view, rng)?;
+                parts.push(self.shift.apply(&dissolved, k)?);
             }
             groups = 3;
         }
-        let images = self
-            .augmentation
-            .augment(&Tensor::cat(&parts, 0)?, rng)
-            .map_err(to_candle)?;
+        let images = self.augmentation.augment(&Tensor::cat(&parts, 0)?, rng)?;
         let one_group = dia_transforms::shift_labels(self.k_shift, b);
         let shift_labels = (0..groups)
             .flat_map(|_| one_group.iter().copied())

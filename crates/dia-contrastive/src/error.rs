@@ -18,6 +18,9 @@ pub enum Error {
     /// A transform or the dissolver failed.
     #[error(transparent)]
     Transform(#[from] dia_transforms::Error),
+    /// The loss of a step is not finite; the parameters were not updated.
+    #[error("the loss is not finite ({0:?}); the parameters were not updated")]
+    Diverged(crate::step::StepLosses),
     /// The configuration is invalid.
     #[error("invalid config: {0}")]
     Config(String),

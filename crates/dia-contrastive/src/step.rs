@@ -2,10 +2,11 @@
 //! contrastive loss on the SimCLR projections plus the shift cross-entropy over all rows, and
 //! a LARS step.
 
-use candle_core::{Result, Tensor};
+use candle_core::Tensor;
 use dia_encoder::ResNet18;
 
 use crate::batch::ContrastiveBatch;
+use crate::error::{Error, Result};
 use crate::lars::Lars;
 use crate::loss::{normalize, nt_xent, nt_xent_neg, NegMode};
 
@@ -37,15 +38,17 @@ pub fn losses(
 ) -> Result<(Tensor, StepLosses)> {
     // Batches are built on the host; this is their one move to the model's device.
     let images = batch.images.to_device(model.device())?;
-    let out = model
-        .forward_t(&images, true)
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let out = model.forward_t(&images, true)?;
     let z = normalize(&out.simclr)?;
     let sim = z.matmul(&z.t()?)?;
     let contrastive = match batch.groups {
         2 => nt_xent(&sim, TEMPERATURE)?,
         3 => nt_xent_neg(&sim, TEMPERATURE, neg_mode)?,
-        g => candle_core::bail!("a contrastive batch has 2 or 3 view groups, not {g}"),
+        g => {
+            return Err(Error::Config(format!(
+                "a contrastive batch has 2 or 3 view groups, not {g}"
+            )))
+        }
     };
     let labels = Tensor::from_slice(
         &batch.shift_labels,
@@ -71,7 +74,7 @@ pub fn train_step(
 ) -> Result<StepLosses> {
     let (total, numbers) = losses(model, batch, neg_mode)?;
     if !numbers.total().is_finite() {
-        candle_core::bail!("the loss is not finite ({numbers:?}); the parameters were not updated")
+        return Err(Error::Diverged(numbers));
     }
     let grads = total.backward()?;
     optimiser.step(model.vars().values(), &grads, lr)?;

@@ -19,9 +19,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use dia_data::atomic::write_atomic;
-use dia_data::{resolve_class, BatchLoader, Dataset, Split};
+use dia_data::{BatchLoader, Dataset, Split};
 use dia_encoder::{save_checkpoint, EncoderConfig, ResNet18, Source};
-use dia_transforms::{Dissolve, DissolveKind, SimclrAugmentation, K_SHIFT};
+use dia_transforms::{Dissolve, DissolveKind};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -101,28 +101,6 @@ fn check_dissolver(cfg: &TrainConfig, dissolver: Option<&dyn Dissolve>) -> Resul
         ))),
         _ => Ok(()),
     }
-}
-
-/// Indices of the normal training images.
-fn normal_indices(cfg: &TrainConfig, train: &dyn Dataset) -> Result<Vec<usize>> {
-    if cfg.normal_classes.is_empty() {
-        return Ok((0..train.len()).collect());
-    }
-    let classes: Vec<usize> = cfg
-        .normal_classes
-        .iter()
-        .map(|c| resolve_class(train.classes(), c))
-        .collect::<std::result::Result<_, _>>()?;
-    let idx: Vec<usize> = (0..train.len())
-        .filter(|&i| classes.contains(&train.label(i)))
-        .collect();
-    if idx.is_empty() {
-        return Err(Error::Config(format!(
-            "no training image of the normal classes {:?}",
-            cfg.normal_classes
-        )));
-    }
-    Ok(idx)
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
@@ -230,7 +208,7 @@ pub fn train(
     let dev = device.clone();
     let size = cfg.image_size.map(|s| (s, s));
     let train_set: Arc<dyn Dataset> = cfg.data.open(Split::Train, size)?;
-    let indices = normal_indices(cfg, train_set.as_ref())?;
+    let indices = dia_data::normal_indices(train_set.as_ref(), &cfg.normal_classes)?;
     let loader =
         BatchLoader::new(Arc::clone(&train_set), indices, cfg.batch_size)?.shuffle(cfg.seed);
     let full_len = loader.batches_per_epoch();
@@ -276,15 +254,13 @@ pub fn train(
     let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
     write_text(&run_dir.join("config.yaml"), &yaml)?;
 
+    let dissolver = match cfg.mode {
+        Mode::Dia => dissolver,
+        Mode::Csi => None,
+    };
     let builder = BatchBuilder {
-        shift: cfg.shift_trans_type.shift,
-        k_shift: K_SHIFT,
-        dissolver: match cfg.mode {
-            Mode::Dia => dissolver,
-            Mode::Csi => None,
-        },
         blur_all_views: cfg.blur_all_views,
-        augmentation: SimclrAugmentation::train(),
+        ..BatchBuilder::new(cfg.shift_trans_type.shift, dissolver)
     };
     let iterations = cfg
         .max_iterations_per_epoch

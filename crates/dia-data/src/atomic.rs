@@ -11,13 +11,25 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomic_path(path, |tmp| {
+        let mut file = File::create(tmp)?;
+        write(&mut file)
+    })
+}
+
+/// [`write_atomic`] for writers that insist on a path of their own (candle's `write_npy`):
+/// `write` creates the temporary file `path.<pid>.tmp` — a name the stale-temporary sweep of
+/// [`crate::run`] removes after a crash — which is then synced and renamed over `path`.
+pub fn write_atomic_path(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp_name);
     let result = (|| {
-        let mut file = File::create(&tmp)?;
-        write(&mut file)?;
-        file.sync_all()?;
+        write(&tmp)?;
+        File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -57,4 +57,4 @@ pub use loader::{load_batch, Batch, BatchLoader, Batches};
 pub use npz::read_npz_split;
 pub use source::{open_idx, DataSource};
 pub use split::{read_split_file, stratified_split, write_split_file, Split, SplitRecipe};
-pub use subset::{protocol_subsets, resolve_class, Protocol, Subset};
+pub use subset::{normal_indices, protocol_subsets, resolve_class, Protocol, Subset};

@@ -63,6 +63,38 @@ pub fn resolve_class(classes: &[String], class: &str) -> Result<usize> {
     }
 }
 
+/// The images of `ds` whose class is one of `classes` (names or indices), in order; every
+/// image when `classes` is empty. The one normal-class selection of the project: encoder
+/// training, DDPM training and evaluation all select their normal images here.
+///
+/// ```
+/// use dia_data::{normal_indices, ArrayDataset};
+/// let classes = vec!["a".to_string(), "b".to_string()];
+/// let ds = ArrayDataset::new("d", vec![0u8; 16], (4, 2, 2, 1), vec![0, 1, 0, 1], classes, None)?;
+/// assert_eq!(normal_indices(&ds, &["b".into()])?, [1, 3]);
+/// assert_eq!(normal_indices(&ds, &[])?, [0, 1, 2, 3]);
+/// assert!(normal_indices(&ds, &["c".into()]).is_err());
+/// # Ok::<(), dia_data::Error>(())
+/// ```
+pub fn normal_indices(ds: &dyn Dataset, classes: &[String]) -> Result<Vec<usize>> {
+    if classes.is_empty() {
+        return Ok((0..ds.len()).collect());
+    }
+    let wanted: Vec<usize> = classes
+        .iter()
+        .map(|c| resolve_class(ds.classes(), c))
+        .collect::<Result<_>>()?;
+    let idx: Vec<usize> = (0..ds.len())
+        .filter(|&i| wanted.contains(&ds.label(i)))
+        .collect();
+    if idx.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the normal class(es) {classes:?} have no training image"
+        )));
+    }
+    Ok(idx)
+}
+
 /// Builds the training subset (normal images only) and the labelled test subset.
 pub fn protocol_subsets(
     protocol: &Protocol,
@@ -70,39 +102,25 @@ pub fn protocol_subsets(
     test: &dyn Dataset,
 ) -> Result<(Subset, Subset)> {
     let train_labels = train.labels();
-    let normal_train: Vec<bool> = match protocol {
-        Protocol::OneClass(names) => {
-            if names.is_empty() {
-                return Err(Error::Invalid(
-                    "one-class protocol without a normal class".into(),
-                ));
-            }
-            let normal: Vec<usize> = names
-                .iter()
-                .map(|n| resolve_class(train.classes(), n))
-                .collect::<Result<_>>()?;
-            (0..train.classes().len())
-                .map(|c| normal.contains(&c))
-                .collect()
+    let train_idx = match protocol {
+        Protocol::OneClass(names) if names.is_empty() => {
+            return Err(Error::Invalid(
+                "one-class protocol without a normal class".into(),
+            ))
         }
-        Protocol::MultiClass => (0..train.classes().len())
-            .map(|c| train_labels.contains(&c))
-            .collect(),
+        Protocol::OneClass(names) => normal_indices(train, names)?,
+        Protocol::MultiClass => (0..train.len()).collect(),
     };
+    let mut normal_train = vec![false; train.classes().len()];
+    for &i in &train_idx {
+        normal_train[train_labels[i]] = true;
+    }
     let normal_names: Vec<&String> = train
         .classes()
         .iter()
         .zip(&normal_train)
         .filter_map(|(n, &keep)| keep.then_some(n))
         .collect();
-    let train_idx: Vec<usize> = (0..train.len())
-        .filter(|&i| normal_train[train_labels[i]])
-        .collect();
-    if train_idx.is_empty() {
-        return Err(Error::Invalid(format!(
-            "the normal class(es) {normal_names:?} have no training image"
-        )));
-    }
     // Test classes are matched to training classes by name, so the two splits may list their
     // classes in different orders.
     let test_normal_class: Vec<bool> = test

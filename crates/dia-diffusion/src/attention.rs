@@ -11,8 +11,8 @@ use candle_core::{Module, Result as CResult, Tensor};
 use candle_nn::ops::softmax;
 
 use crate::error::Result;
-use crate::layers::{Conv, LayerNorm};
-use crate::weights::Weights;
+use crate::layers::{conv, LayerNorm};
+use dia_nn::{Conv2d, Params};
 
 /// Attention heads (the library's default).
 pub const HEADS: usize = 4;
@@ -33,14 +33,14 @@ fn split_qkv(qkv: &Tensor) -> CResult<(Tensor, Tensor, Tensor)> {
 #[derive(Clone, Debug)]
 struct NormQkv {
     norm: LayerNorm,
-    to_qkv: Conv,
+    to_qkv: Conv2d,
 }
 
 impl NormQkv {
-    fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+    fn new(w: &mut Params, name: &str, dim: usize) -> Result<Self> {
         Ok(Self {
             norm: LayerNorm::new(w, &format!("{name}.fn.norm"), dim)?,
-            to_qkv: Conv::new(
+            to_qkv: conv(
                 w,
                 &format!("{name}.fn.fn.to_qkv"),
                 dim,
@@ -60,21 +60,21 @@ impl NormQkv {
 }
 
 /// The 1×1 output projection (with bias) from the heads back to `dim` channels.
-fn to_out(w: &mut Weights, name: &str, dim: usize) -> Result<Conv> {
-    Conv::new(w, name, HIDDEN, dim, 1, 1, 0, true)
+fn to_out(w: &mut Params, name: &str, dim: usize) -> Result<Conv2d> {
+    conv(w, name, HIDDEN, dim, 1, 1, 0, true)
 }
 
 /// `Residual(PreNorm(dim, LinearAttention(dim)))`.
 #[derive(Clone, Debug)]
 pub struct LinearAttention {
     qkv: NormQkv,
-    to_out: Conv,
+    to_out: Conv2d,
     out_norm: LayerNorm,
 }
 
 impl LinearAttention {
     /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out.{0,1}`.
-    pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+    pub fn new(w: &mut Params, name: &str, dim: usize) -> Result<Self> {
         Ok(Self {
             qkv: NormQkv::new(w, name, dim)?,
             to_out: to_out(w, &format!("{name}.fn.fn.to_out.0"), dim)?,
@@ -103,7 +103,7 @@ impl Module for LinearAttention {
 #[derive(Clone, Debug)]
 pub struct Attention {
     qkv: NormQkv,
-    to_out: Conv,
+    to_out: Conv2d,
 }
 
 /// `F.normalize(t, dim=-1)`: divide by `max(‖t‖₂, 1e-12)` along the last axis.
@@ -118,7 +118,7 @@ fn l2_normalize_last(t: &Tensor) -> CResult<Tensor> {
 
 impl Attention {
     /// Takes `{name}.fn.norm.g`, `{name}.fn.fn.to_qkv`, `{name}.fn.fn.to_out`.
-    pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+    pub fn new(w: &mut Params, name: &str, dim: usize) -> Result<Self> {
         Ok(Self {
             qkv: NormQkv::new(w, name, dim)?,
             to_out: to_out(w, &format!("{name}.fn.fn.to_out"), dim)?,

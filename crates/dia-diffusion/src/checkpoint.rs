@@ -147,17 +147,21 @@ pub fn diffusion_from_tensors(
         }
     }
     let unet = Unet::from_tensors(cfg, &unet_tensors, device).map_err(|e| match e {
-        Error::Weights(m) => Error::Weights(
-            m.lines()
+        // The UNet's names, as the file has them (under `model.`), plus the file's own extras.
+        Error::Mismatch(m) => Error::Mismatch(dia_nn::params::Mismatch {
+            problems: m
+                .problems
+                .iter()
                 .map(|l| l.replacen(": ", &format!(": {UNET_PREFIX}"), 1))
                 .chain(unexpected.iter().cloned())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
+                .collect(),
+        }),
         e => e,
     })?;
     if !unexpected.is_empty() {
-        return Err(Error::Weights(unexpected.join("\n")));
+        return Err(Error::Mismatch(dia_nn::params::Mismatch {
+            problems: unexpected,
+        }));
     }
     let schedule = Schedule::from_tensors(tensors, timesteps)?;
     Ok(GaussianDiffusion::new(unet, schedule))

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in dia-diffusion.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
@@ -14,8 +15,11 @@ pub enum Error {
     /// Loading data failed.
     #[error(transparent)]
     Data(#[from] dia_data::Error),
-    /// A set of weights does not fit the UNet (lists every missing, unexpected and mis-shaped
-    /// tensor).
+    /// A set of weights does not fit the UNet: every missing, unexpected and mis-shaped
+    /// tensor.
+    #[error("weights do not match the UNet:\n{0}")]
+    Mismatch(#[from] dia_nn::params::Mismatch),
+    /// Tensors that describe no UNet (or schedule) whose shape can be inferred.
     #[error("weights do not match the UNet:\n{0}")]
     Weights(String),
     /// A checkpoint file could not be read or written.

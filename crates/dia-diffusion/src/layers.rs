@@ -2,61 +2,45 @@
 //! `LayerNorm`, `Block` (weight-standardised conv, GroupNorm, scale/shift, SiLU), `ResnetBlock`
 //! and the sinusoidal time embedding.
 //!
-//! Every layer takes its tensors from [`Weights`] under the library's parameter names, so a
+//! Every layer takes its tensors from dia-nn's [`Params`] under the library's parameter names, so a
 //! converted PyTorch checkpoint loads without renaming.
 
 use candle_core::{Module, Result as CResult, Tensor};
-use dia_nn::{conv2d, group_norm, weight_standardized_conv2d, Conv2dConfig};
+use dia_nn::{group_norm, weight_standardized_conv2d, Conv2d, Conv2dConfig, Init, Linear, Params};
 
 use crate::error::Result;
-use crate::weights::{Init, Weights};
 
-/// `nn.Conv2d(cin, cout, k, stride, padding)` with a bias, or without one for `to_qkv`.
-#[derive(Clone, Debug)]
-pub struct Conv {
-    weight: Tensor,
-    bias: Option<Tensor>,
-    cfg: Conv2dConfig,
+/// `nn.Conv2d(cin, cout, k, stride, padding)`: `{name}.weight` (cout, cin, k, k) and, when
+/// `bias`, `{name}.bias` (not for `to_qkv`), as plain tensors (the trainer makes its own
+/// variables, and a dissolving forward then records no autograd graph).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv(
+    w: &mut Params,
+    name: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+) -> Result<Conv2d> {
+    let weight = w.get(&format!("{name}.weight"), &[cout, cin, k, k], Init::Weight)?;
+    let bias = match bias {
+        true => Some(w.get(&format!("{name}.bias"), &[cout], Init::Bias(cin * k * k))?),
+        false => None,
+    };
+    Ok(Conv2d::new(
+        weight,
+        bias,
+        Conv2dConfig::new(stride, padding),
+    ))
 }
 
-impl Conv {
-    /// Takes `{name}.weight` (cout, cin, k, k) and, when `bias`, `{name}.bias`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        w: &mut Weights,
-        name: &str,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
-    ) -> Result<Self> {
-        let weight = w.get(&format!("{name}.weight"), &[cout, cin, k, k], Init::Weight)?;
-        let bias = if bias {
-            Some(w.get(&format!("{name}.bias"), &[cout], Init::Bias(cin * k * k))?)
-        } else {
-            None
-        };
-        Ok(Self {
-            weight,
-            bias,
-            cfg: Conv2dConfig::new(stride, padding),
-        })
-    }
-}
-
-impl Module for Conv {
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
-    }
-}
-
-/// `nn.Linear(inp, out)`.
-pub fn linear(w: &mut Weights, name: &str, inp: usize, out: usize) -> Result<candle_nn::Linear> {
+/// `nn.Linear(inp, out)`, as plain tensors.
+pub(crate) fn linear(w: &mut Params, name: &str, inp: usize, out: usize) -> Result<Linear> {
     let weight = w.get(&format!("{name}.weight"), &[out, inp], Init::Weight)?;
     let bias = w.get(&format!("{name}.bias"), &[out], Init::Bias(inp))?;
-    Ok(candle_nn::Linear::new(weight, Some(bias)))
+    Ok(Linear::new(weight, bias))
 }
 
 /// The library's channel-wise `LayerNorm`: `(x − mean_c)/√(var_c + 1e-5) · g`, biased variance
@@ -68,7 +52,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Takes `{name}.g`.
-    pub fn new(w: &mut Weights, name: &str, dim: usize) -> Result<Self> {
+    pub fn new(w: &mut Params, name: &str, dim: usize) -> Result<Self> {
         Ok(Self {
             g: w.get(&format!("{name}.g"), &[1, dim, 1, 1], Init::Ones)?,
         })
@@ -99,13 +83,7 @@ pub struct Block {
 
 impl Block {
     /// Takes `{name}.proj.{weight,bias}` and `{name}.norm.{weight,bias}`.
-    pub fn new(
-        w: &mut Weights,
-        name: &str,
-        din: usize,
-        dout: usize,
-        groups: usize,
-    ) -> Result<Self> {
+    pub fn new(w: &mut Params, name: &str, din: usize, dout: usize, groups: usize) -> Result<Self> {
         let proj_weight = w.get(
             &format!("{name}.proj.weight"),
             &[dout, din, 3, 3],
@@ -151,17 +129,17 @@ impl Block {
 /// the channel count changes.
 #[derive(Clone, Debug)]
 pub struct ResnetBlock {
-    mlp: candle_nn::Linear,
+    mlp: Linear,
     block1: Block,
     block2: Block,
-    res_conv: Option<Conv>,
+    res_conv: Option<Conv2d>,
     dout: usize,
 }
 
 impl ResnetBlock {
     /// Takes `{name}.mlp.1`, `{name}.block1`, `{name}.block2` and `{name}.res_conv`.
     pub fn new(
-        w: &mut Weights,
+        w: &mut Params,
         name: &str,
         din: usize,
         dout: usize,
@@ -172,7 +150,7 @@ impl ResnetBlock {
         let block1 = Block::new(w, &format!("{name}.block1"), din, dout, groups)?;
         let block2 = Block::new(w, &format!("{name}.block2"), dout, dout, groups)?;
         let res_conv = if din != dout {
-            Some(Conv::new(
+            Some(conv(
                 w,
                 &format!("{name}.res_conv"),
                 din,
@@ -214,7 +192,11 @@ impl ResnetBlock {
 
 /// `SinusoidalPosEmb(dim)`: for half = dim/2 and `f_i = exp(−i·ln(10000)/(half − 1))`, the
 /// embedding `[sin(t·f), cos(t·f)]`, computed in f32 as PyTorch does.
-pub fn sinusoidal_embedding(t: &[f32], dim: usize, device: &candle_core::Device) -> Result<Tensor> {
+pub fn sinusoidal_embedding(
+    t: &[f32],
+    dim: usize,
+    device: &candle_core::Device,
+) -> CResult<Tensor> {
     let half = dim / 2;
     let step = (10000f64.ln() / (half.max(2) - 1) as f64) as f32;
     let freqs: Vec<f32> = (0..half).map(|i| (i as f32 * -step).exp()).collect();
@@ -223,7 +205,7 @@ pub fn sinusoidal_embedding(t: &[f32], dim: usize, device: &candle_core::Device)
         out.extend(freqs.iter().map(|&f| (ti * f).sin()));
         out.extend(freqs.iter().map(|&f| (ti * f).cos()));
     }
-    Ok(Tensor::from_vec(out, (t.len(), 2 * half), device)?)
+    Tensor::from_vec(out, (t.len(), 2 * half), device)
 }
 
 /// Nearest-neighbour ×2 upsampling as a broadcast, so that its backward is a plain sum.

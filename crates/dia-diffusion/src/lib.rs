@@ -28,20 +28,19 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod attention;
+mod attention;
 pub mod checkpoint;
 mod config;
 mod diffusion;
 mod dissolver;
 mod error;
-pub mod layers;
+mod layers;
 pub mod macs;
 mod optim;
 pub mod sample;
 mod schedule;
 pub mod train;
 mod unet;
-mod weights;
 
 pub use config::DdpmConfig;
 pub use diffusion::{randn_like, GaussianDiffusion};
@@ -52,4 +51,3 @@ pub use error::{Error, Result};
 pub use optim::{clip_grad_norm, Adam, Ema};
 pub use schedule::{cosine_betas, Schedule, BUFFER_NAMES};
 pub use unet::{parameter_count, Unet, UnetConfig};
-pub use weights::{Init, Weights};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor, Var};
 use dia_data::atomic::write_atomic;
-use dia_data::{load_batch, resolve_class, BatchLoader, Dataset, Split};
+use dia_data::{load_batch, BatchLoader, Dataset, Split};
 use dia_transforms::random_hflip;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -151,26 +151,6 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |f| f.write_all(text.as_bytes())).map_err(Error::from)
 }
 
-/// Indices of the training images of the configured classes.
-pub fn class_indices(classes: &[String], ds: &dyn Dataset) -> Result<Vec<usize>> {
-    if classes.is_empty() {
-        return Ok((0..ds.len()).collect());
-    }
-    let wanted: Vec<usize> = classes
-        .iter()
-        .map(|c| resolve_class(ds.classes(), c))
-        .collect::<std::result::Result<_, _>>()?;
-    let idx: Vec<usize> = (0..ds.len())
-        .filter(|&i| wanted.contains(&ds.label(i)))
-        .collect();
-    if idx.is_empty() {
-        return Err(Error::Config(format!(
-            "no training image of the classes {classes:?}"
-        )));
-    }
-    Ok(idx)
-}
-
 /// Writes a grid of `n` DDIM samples of the model built from `tensors` to `path`, sampled on
 /// `device` (the noise is drawn on the host from `seed`, so every device starts alike).
 pub fn write_sample_grid(
@@ -229,7 +209,7 @@ pub fn train(
     } else {
         cfg.data.open(Split::Train, Some((size, size)))?
     };
-    let indices = class_indices(&cfg.normal_classes, data.as_ref())?;
+    let indices = dia_data::normal_indices(data.as_ref(), &cfg.normal_classes)?;
     let loader = BatchLoader::new(Arc::clone(&data), indices, cfg.batch_size)?
         .shuffle(cfg.seed)
         .drop_last(false);

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attention::{Attention, LinearAttention};
 use crate::error::{Error, Result};
-use crate::layers::{linear, sinusoidal_embedding, upsample_nearest2x, Conv, ResnetBlock};
-use crate::weights::Weights;
+use crate::layers::{conv, linear, sinusoidal_embedding, upsample_nearest2x, ResnetBlock};
+use dia_nn::{Conv2d, Linear, Params, Source};
 
 /// The UNet's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,29 +92,29 @@ impl UnetConfig {
     }
 }
 
-type DownStage = (ResnetBlock, ResnetBlock, LinearAttention, Conv);
-type UpStage = (ResnetBlock, ResnetBlock, LinearAttention, Conv, bool);
+type DownStage = (ResnetBlock, ResnetBlock, LinearAttention, Conv2d);
+type UpStage = (ResnetBlock, ResnetBlock, LinearAttention, Conv2d, bool);
 
 /// The noise-prediction network ε_θ(x, t).
 #[derive(Clone, Debug)]
 pub struct Unet {
     cfg: UnetConfig,
     device: Device,
-    init_conv: Conv,
-    time_1: candle_nn::Linear,
-    time_3: candle_nn::Linear,
+    init_conv: Conv2d,
+    time_1: Linear,
+    time_3: Linear,
     downs: Vec<DownStage>,
     mid_block1: ResnetBlock,
     mid_attn: Attention,
     mid_block2: ResnetBlock,
     ups: Vec<UpStage>,
     final_res_block: ResnetBlock,
-    final_conv: Conv,
+    final_conv: Conv2d,
 }
 
 impl Unet {
     /// Builds the UNet, taking every tensor from `w` (fresh or loaded).
-    pub fn build(cfg: &UnetConfig, w: &mut Weights) -> Result<Self> {
+    pub fn build(cfg: &UnetConfig, w: &mut Params) -> Result<Self> {
         cfg.validate()?;
         let dim = cfg.dim;
         let g = cfg.groups;
@@ -123,7 +123,7 @@ impl Unet {
         let in_out: Vec<(usize, usize)> = dims.windows(2).map(|p| (p[0], p[1])).collect();
         let n = in_out.len();
 
-        let init_conv = Conv::new(w, "init_conv", cfg.channels, dim, 7, 1, 3, true)?;
+        let init_conv = conv(w, "init_conv", cfg.channels, dim, 7, 1, 3, true)?;
         let time_1 = linear(w, "time_mlp.1", dim, time_dim)?;
         let time_3 = linear(w, "time_mlp.3", time_dim, time_dim)?;
         let mut downs = Vec::with_capacity(n);
@@ -133,9 +133,9 @@ impl Unet {
             let b2 = ResnetBlock::new(w, &format!("{p}.1"), din, din, time_dim, g)?;
             let attn = LinearAttention::new(w, &format!("{p}.2"), din)?;
             let down = if i + 1 < n {
-                Conv::new(w, &format!("{p}.3"), din, dout, 4, 2, 1, true)?
+                conv(w, &format!("{p}.3"), din, dout, 4, 2, 1, true)?
             } else {
-                Conv::new(w, &format!("{p}.3"), din, dout, 3, 1, 1, true)?
+                conv(w, &format!("{p}.3"), din, dout, 3, 1, 1, true)?
             };
             downs.push((b1, b2, attn, down));
         }
@@ -151,14 +151,14 @@ impl Unet {
             let attn = LinearAttention::new(w, &format!("{p}.2"), dout)?;
             let last = j + 1 == n;
             let up = if last {
-                Conv::new(w, &format!("{p}.3"), dout, din, 3, 1, 1, true)?
+                conv(w, &format!("{p}.3"), dout, din, 3, 1, 1, true)?
             } else {
-                Conv::new(w, &format!("{p}.3.1"), dout, din, 3, 1, 1, true)?
+                conv(w, &format!("{p}.3.1"), dout, din, 3, 1, 1, true)?
             };
             ups.push((b1, b2, attn, up, !last));
         }
         let final_res_block = ResnetBlock::new(w, "final_res_block", 2 * dim, dim, time_dim, g)?;
-        let final_conv = Conv::new(w, "final_conv", dim, cfg.channels, 1, 1, 0, true)?;
+        let final_conv = conv(w, "final_conv", dim, cfg.channels, 1, 1, 0, true)?;
         Ok(Self {
             cfg: cfg.clone(),
             device: w.device().clone(),
@@ -182,9 +182,9 @@ impl Unet {
         rng: &mut dyn RngCore,
         device: &Device,
     ) -> Result<(Self, BTreeMap<String, Tensor>)> {
-        let mut w = Weights::init(rng, device);
+        let mut w = Params::new(Source::Init(rng), device);
         let unet = Self::build(cfg, &mut w)?;
-        Ok((unet, w.finish(&[])?))
+        Ok((unet, w.finish(&[])?.0))
     }
 
     /// The UNet on loaded tensors; every missing, unexpected or mis-shaped tensor is reported.
@@ -193,7 +193,7 @@ impl Unet {
         tensors: &HashMap<String, Tensor>,
         device: &Device,
     ) -> Result<Self> {
-        let mut w = Weights::from_tensors(tensors, device);
+        let mut w = Params::new(Source::Tensors(tensors), device);
         let unet = Self::build(cfg, &mut w)?;
         w.finish(&[])?;
         Ok(unet)
@@ -219,8 +219,7 @@ impl Unet {
         if h % m != 0 || w % m != 0 {
             candle_core::bail!("unet: image size {h}x{w} is not divisible by {m}")
         }
-        let temb = sinusoidal_embedding(t, self.cfg.dim, x.device())
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let temb = sinusoidal_embedding(t, self.cfg.dim, x.device())?;
         let temb = self
             .time_3
             .forward(&self.time_1.forward(&temb)?.gelu_erf()?)?;

@@ -12,22 +12,7 @@ use rand::SeedableRng;
 const TOL: f32 = 1e-4;
 
 fn rel(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    d / b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-12)
+    dia_nn::kernels::rel_diff(a, b).unwrap() as f32
 }
 
 #[test]

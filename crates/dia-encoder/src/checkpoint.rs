@@ -13,24 +13,42 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::params::Source;
 use crate::resnet::{Arch, EncoderConfig, ResNet18};
+use dia_nn::Source;
 
 /// The metadata key of the encoder configuration in our safetensors files.
 pub const CONFIG_KEY: &str = "dia.encoder";
 
-fn weights_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Weights(format!("{}: {msg}", path.display()))
+fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `e`, said to be about the file `path`.
+fn in_file(path: &Path) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| Error::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
 }
 
 /// Reads a reference encoder checkpoint (`.model` / `.pth`, PyTorch ≥ 1.6 zip format) into
 /// named tensors, without a `module.` prefix.
 pub fn read_reference_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|e| weights_err(path, e))?;
-    let n = file.read(&mut magic).map_err(|e| weights_err(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let n = file.read(&mut magic).map_err(io_err(path))?;
     if n < 4 || &magic != b"PK\x03\x04" {
-        return Err(weights_err(
+        return Err(file_err(
             path,
             "not a zip-format PyTorch file (files written by torch < 1.6 use the legacy format); \
              re-save it with a current PyTorch: \
@@ -38,9 +56,9 @@ pub fn read_reference_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>>
         ));
     }
     let tensors = candle_core::pickle::read_all(path)
-        .map_err(|e| weights_err(path, format!("cannot read the PyTorch file: {e}")))?;
+        .map_err(|e| file_err(path, format!("cannot read the PyTorch file: {e}")))?;
     if tensors.is_empty() {
-        return Err(weights_err(path, "no tensor found (is it a state dict?)"));
+        return Err(file_err(path, "no tensor found (is it a state dict?)"));
     }
     Ok(tensors
         .into_iter()
@@ -59,18 +77,18 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Result<EncoderConfig> 
         tensors
             .get(name)
             .map(|t| t.dims().to_vec())
-            .ok_or_else(|| Error::Weights(format!("missing tensor {name:?}")))
+            .ok_or_else(|| Error::Shapes(format!("missing tensor {name:?}")))
     };
     let conv1 = dims("conv1.weight")?;
     let (width, k) = match conv1[..] {
         [w, 3, k, k2] if k == k2 => (w, k),
-        _ => return Err(Error::Weights(format!("conv1.weight has shape {conv1:?}"))),
+        _ => return Err(Error::Shapes(format!("conv1.weight has shape {conv1:?}"))),
     };
     let arch = match k {
         3 => Arch::ResNet18,
         7 => Arch::ResNet18ImageNet,
         _ => {
-            return Err(Error::Weights(format!(
+            return Err(Error::Shapes(format!(
                 "conv1.weight has a {k}x{k} kernel; expected 3 (resnet18) or 7 (resnet18_imagenet)"
             )))
         }
@@ -89,8 +107,8 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Result<EncoderConfig> 
 /// missing, unexpected or mis-shaped is an error naming the tensor and the file.
 pub fn load_reference_checkpoint(path: &Path, device: &Device) -> Result<ResNet18> {
     let tensors = read_reference_checkpoint(path)?;
-    let cfg = infer_config(&tensors).map_err(|e| weights_err(path, e))?;
-    ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(|e| weights_err(path, e))
+    let cfg = infer_config(&tensors).map_err(in_file(path))?;
+    ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(in_file(path))
 }
 
 /// Saves the model as safetensors with its configuration and `extra` metadata, atomically
@@ -114,7 +132,7 @@ pub fn save_checkpoint(
     let mut entries: Vec<(String, Tensor)> = state.into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let bytes = safetensors::serialize(entries.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| weights_err(path, e))?;
+        .map_err(|e| file_err(path, e))?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
@@ -126,7 +144,7 @@ pub fn save_checkpoint(
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(weights_err(path, e));
+        return Err(io_err(path)(e));
     }
     Ok(())
 }
@@ -138,18 +156,17 @@ pub fn load_checkpoint(
     path: &Path,
     device: &Device,
 ) -> Result<(ResNet18, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e))?;
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+        .map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let tensors =
-        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| weights_err(path, e))?;
+        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| file_err(path, e))?;
     let cfg = match meta.get(CONFIG_KEY) {
         Some(json) => serde_json::from_str(json)
-            .map_err(|e| weights_err(path, format!("bad {CONFIG_KEY} metadata: {e}")))?,
-        None => infer_config(&tensors).map_err(|e| weights_err(path, e))?,
+            .map_err(|e| file_err(path, format!("bad {CONFIG_KEY} metadata: {e}")))?,
+        None => infer_config(&tensors).map_err(in_file(path))?,
     };
-    let model =
-        ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(|e| weights_err(path, e))?;
+    let model = ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(in_file(path))?;
     Ok((model, meta))
 }

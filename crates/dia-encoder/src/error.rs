@@ -2,13 +2,43 @@
 
 /// Errors of the encoders.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// Loading named tensors failed: missing, unexpected or mis-shaped entries.
+    /// Loading named tensors failed: every missing, unexpected or mis-shaped entry.
+    #[error(transparent)]
+    Weights(#[from] dia_nn::params::Mismatch),
+    /// The tensors do not describe a ResNet-18 whose configuration can be inferred.
     #[error("{0}")]
-    Weights(String),
+    Shapes(String),
+    /// A checkpoint file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint file is not what it should be (format, metadata).
+    #[error("{}: {msg}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A problem with the model in a checkpoint file.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The problem.
+        #[source]
+        source: Box<Error>,
+    },
     /// An invalid configuration.
     #[error("{0}")]
     Config(String),

@@ -32,7 +32,6 @@
 
 pub mod checkpoint;
 pub mod error;
-pub mod params;
 pub mod resnet;
 
 pub use checkpoint::{
@@ -40,5 +39,6 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use error::{Error, Result};
-pub use params::{Builder, ConvInit, Source};
+// The model's tensors are collected by dia-nn's `Params`; `Source` says where they come from.
+pub use dia_nn::Source;
 pub use resnet::{Arch, EncoderConfig, EncoderOutput, ResNet18};

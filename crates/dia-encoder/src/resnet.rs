@@ -14,12 +14,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
-use dia_nn::{max_pool2d, BatchNorm2d, Conv2d, Conv2dConfig, MaxPoolConfig};
+use dia_nn::{
+    max_pool2d, BatchNorm2d, Conv2d, Conv2dConfig, Init, Linear, MaxPoolConfig, Params, Source,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::params::{Builder, ConvInit, Source};
 
 /// The backbone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,18 +82,6 @@ pub struct EncoderOutput {
     pub shift: Tensor,
     /// `joint_distribution_layer` logits (N, 4·num_classes).
     pub joint: Tensor,
-}
-
-#[derive(Debug)]
-struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
-    }
 }
 
 #[derive(Debug)]
@@ -157,24 +147,16 @@ impl ResNet18 {
         if cfg.width == 0 || cfg.k_shift == 0 || cfg.num_classes == 0 || cfg.simclr_dim == 0 {
             return Err(Error::Config(format!("invalid encoder config {cfg:?}")));
         }
-        let given: Option<Vec<String>> = match &source {
-            Source::Tensors(map) => Some(map.keys().cloned().collect()),
-            Source::Init(_) => None,
-        };
-        let mut b = Builder::new(source, device);
+        let mut b = Params::new(source, device);
         let imagenet = cfg.arch == Arch::ResNet18ImageNet;
         let kind = if imagenet {
-            ConvInit::KaimingNormalFanOut
+            Init::KaimingNormalFanOut
         } else {
-            ConvInit::Default
+            Init::Weight
         };
         let w = cfg.width;
         let (k1, s1, p1) = if imagenet { (7, 2, 3) } else { (3, 1, 1) };
-        let conv1 = Conv2d::new(
-            b.conv("conv1", w, 3, k1, kind)?,
-            None,
-            Conv2dConfig::new(s1, p1),
-        );
+        let conv1 = b.conv2d("conv1", (3, w, k1), Conv2dConfig::new(s1, p1), false, kind)?;
         let bn1 = b.batch_norm("bn1", w)?;
         let mut blocks = Vec::new();
         let mut block_names = Vec::new();
@@ -184,26 +166,23 @@ impl ResNet18 {
             for j in 0..2 {
                 let name = format!("layer{}.{j}", stage + 1);
                 let stride = if stage > 0 && j == 0 { 2 } else { 1 };
-                let conv1 = Conv2d::new(
-                    b.conv(&format!("{name}.conv1"), cout, cin, 3, kind)?,
-                    None,
-                    Conv2dConfig::new(stride, 1),
-                );
+                let conv = |b: &mut Params, part: &str, cin, k, cfg| {
+                    b.conv2d(&format!("{name}.{part}"), (cin, cout, k), cfg, false, kind)
+                };
+                let conv1 = conv(&mut b, "conv1", cin, 3, Conv2dConfig::new(stride, 1))?;
                 let bn1 = b.batch_norm(&format!("{name}.bn1"), cout)?;
-                let conv2 = Conv2d::new(
-                    b.conv(&format!("{name}.conv2"), cout, cout, 3, kind)?,
-                    None,
-                    Conv2dConfig::new(1, 1),
-                );
+                let conv2 = conv(&mut b, "conv2", cout, 3, Conv2dConfig::new(1, 1))?;
                 let bn2 = b.batch_norm(&format!("{name}.bn2"), cout)?;
                 let shortcut = if stride != 1 || cin != cout {
                     let sc = if imagenet { "downsample" } else { "shortcut" };
-                    let conv = Conv2d::new(
-                        b.conv(&format!("{name}.{sc}.0"), cout, cin, 1, kind)?,
-                        None,
+                    let c = conv(
+                        &mut b,
+                        &format!("{sc}.0"),
+                        cin,
+                        1,
                         Conv2dConfig::new(stride, 0),
-                    );
-                    Some((conv, b.batch_norm(&format!("{name}.{sc}.1"), cout)?))
+                    )?;
+                    Some((c, b.batch_norm(&format!("{name}.{sc}.1"), cout)?))
                 } else {
                     None
                 };
@@ -219,30 +198,14 @@ impl ResNet18 {
             }
         }
         let last = cfg.last_dim();
-        let lin = |b: &mut Builder, name: &str, out: usize| -> Result<Linear> {
-            let (weight, bias) = b.linear(name, out, last)?;
-            Ok(Linear { weight, bias })
-        };
-        let linear = lin(&mut b, "linear", cfg.num_classes)?;
-        let simclr1 = lin(&mut b, "simclr_layer.0", last)?;
-        let simclr2 = {
-            let (weight, bias) = b.linear("simclr_layer.2", cfg.simclr_dim, last)?;
-            Linear { weight, bias }
-        };
-        let shift = lin(&mut b, "shift_cls_layer", cfg.k_shift)?;
-        let joint = lin(&mut b, "joint_distribution_layer", 4 * cfg.num_classes)?;
-        let (vars, used) = b.finish();
-        if let Some(given) = given {
-            let unexpected: Vec<&String> = given
-                .iter()
-                .filter(|n| !used.contains(n) && !n.ends_with("num_batches_tracked"))
-                .collect();
-            if !unexpected.is_empty() {
-                return Err(Error::Weights(format!(
-                    "unexpected tensors: {unexpected:?}"
-                )));
-            }
-        }
+        let linear = b.linear("linear", last, cfg.num_classes)?;
+        let simclr1 = b.linear("simclr_layer.0", last, last)?;
+        let simclr2 = b.linear("simclr_layer.2", last, cfg.simclr_dim)?;
+        let shift = b.linear("shift_cls_layer", last, cfg.k_shift)?;
+        let joint = b.linear("joint_distribution_layer", last, 4 * cfg.num_classes)?;
+        // Every missing, mis-shaped and unexpected tensor at once (the batch counters are
+        // optional in a state dict).
+        let (_, vars) = b.finish(&[".num_batches_tracked"])?;
         Ok(Self {
             cfg,
             conv1,

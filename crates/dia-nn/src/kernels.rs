@@ -175,6 +175,26 @@ pub(crate) fn cpu_kernels() -> (bool, bool) {
     }
 }
 
+/// `max |a − b| / max |b|` (in f64; `b`'s scale at least 1e-12): the relative difference by
+/// which the project's tests compare two implementations of an op (1e-4 for the kernel paths).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let a = Tensor::new(&[1.0f32, 2.002], &Device::Cpu)?;
+/// let b = Tensor::new(&[1.0f32, 2.0], &Device::Cpu)?;
+/// assert!((dia_nn::kernels::rel_diff(&a, &b)? - 1e-3).abs() < 1e-6);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn rel_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f64> {
+    if a.dims() != b.dims() {
+        candle_core::bail!("rel_diff: shapes {:?} and {:?} differ", a.dims(), b.dims())
+    }
+    let (a, b) = (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?);
+    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-12);
+    Ok(diff / scale)
+}
+
 /// `max(x, 0)` with PyTorch's gradient: `dy` where `x > 0`, 0 elsewhere (candle's own `relu`
 /// passes the gradient at exactly 0 too). The portable ReLU of every op here.
 pub(crate) fn relu(x: &Tensor) -> candle_core::Result<Tensor> {

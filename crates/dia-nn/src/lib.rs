@@ -24,6 +24,9 @@
 //! - [`add_relu`]: `relu(a + b)` fused, the tail of every ResNet block.
 //! - [`group_norm`](fn@group_norm) and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
 //! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
+//! - [`Linear`]: `nn.Linear`, candle ops.
+//! - [`Params`]: the one collector of a model's named tensors, fresh or loaded, reporting every
+//!   missing, mis-shaped and unexpected tensor at once.
 //! - [`init`]: PyTorch's default initialisers drawn from a seeded generator.
 //!
 //! Layer functions return `candle_core::Result`, as candle-nn's do, so they implement candle's
@@ -54,8 +57,10 @@ pub mod group_norm;
 mod im2col;
 pub mod init;
 pub mod kernels;
+mod linear;
 mod microkernel;
 mod out;
+pub mod params;
 pub mod pool;
 mod scratch;
 mod storage;
@@ -67,4 +72,6 @@ pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
 pub use group_norm::{group_norm, weight_standardized_conv2d};
 pub use kernels::{kernel_policy, set_kernel_policy, with_kernel_policy, KernelPolicy};
+pub use linear::Linear;
+pub use params::{Init, Params, Source};
 pub use pool::{max_pool2d, MaxPoolConfig};

@@ -32,18 +32,34 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn references(text: &str) -> BTreeSet<String> {
     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
     let mut out = BTreeSet::new();
-    for line in code.lines() {
-        let line = line.split("//").next().unwrap_or_default();
-        let mut rest = line;
+    // Comments out; lines joined, so that a `use crate::{…}` group may span lines.
+    let stripped: Vec<&str> = code
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect();
+    let stripped = stripped.join("\n");
+    {
+        let mut rest = stripped.as_str();
         while let Some(i) = rest.find("crate::") {
             rest = &rest[i + 7..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            // `crate::Foo` names a re-export at the root, not a module.
-            if name.chars().next().is_some_and(|c| c.is_lowercase()) {
-                out.insert(name);
+            // `crate::{a, b::c}` names several; `crate::Foo` a re-export at the root, not a
+            // module.
+            let (group, several) = match rest.strip_prefix('{') {
+                Some(g) => (g.split('}').next().unwrap_or_default(), true),
+                None => (rest, false),
+            };
+            for item in group.split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if name.chars().next().is_some_and(|c| c.is_lowercase()) {
+                    out.insert(name);
+                }
+                if !several {
+                    break;
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
-//! Max pooling against a naive reference and candle's pool.
+//! Max pooling against a naive reference and candle's pool, on the fast and the portable
+//! path.
 
 use candle_core::{Device, Tensor, Var};
 use dia_nn::init::uniform;
-use dia_nn::{max_pool2d, MaxPoolConfig};
+use dia_nn::{max_pool2d, with_kernel_policy, KernelPolicy, MaxPoolConfig};
 use rand::SeedableRng;
 
 /// Naive pool: output values and, for loss = Σ y·r, the input gradient (first maximum wins).
@@ -47,6 +48,13 @@ fn naive(
 
 #[test]
 fn forward_and_backward_match_the_naive_pool() {
+    // The portable pool (what a GPU runs) must give the first maximum all of the gradient too.
+    for policy in [KernelPolicy::Fast, KernelPolicy::Portable] {
+        with_kernel_policy(policy, both_passes_match_the_naive_pool);
+    }
+}
+
+fn both_passes_match_the_naive_pool() {
     let dev = Device::Cpu;
     let configs = [
         MaxPoolConfig::RESNET_STEM,

@@ -99,11 +99,8 @@ pub fn evaluate_checkpoint(
             .map(|c| Ok(resolve_class(ds.classes(), c)?))
             .collect()
     };
-    let train_labels = resolve(train.as_ref())?;
     let normal_labels = resolve(test.as_ref())?;
-    let train_indices: Vec<usize> = (0..train.len())
-        .filter(|&i| train_labels.contains(&train.label(i)))
-        .collect();
+    let train_indices = dia_data::normal_indices(train.as_ref(), &cfg.normal_classes)?;
     let setup = EvalSetup {
         model: &model,
         train: train.as_ref(),

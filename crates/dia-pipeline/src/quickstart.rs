@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use dia_data::{load_batch, resolve_class, DataSource, Split};
+use dia_data::{load_batch, DataSource, Split};
 use dia_eval::plot::{plot_roc, Curve};
 
 use crate::error::{Error, Result};
@@ -169,13 +169,10 @@ eval: {{score: csi, ood_samples: {samples}}}
             classes: None,
         }
         .open(Split::Test, Some((32, 32)))?;
-        let label = resolve_class(ds.classes(), &self.class)?;
-        let normal: Vec<usize> = (0..ds.len())
-            .filter(|&i| ds.label(i) == label)
-            .take(3)
-            .collect();
+        let all_normal = dia_data::normal_indices(ds.as_ref(), std::slice::from_ref(&self.class))?;
+        let normal: Vec<usize> = all_normal.iter().copied().take(3).collect();
         let other: Vec<usize> = (0..ds.len())
-            .filter(|&i| ds.label(i) != label)
+            .filter(|i| all_normal.binary_search(i).is_err())
             .step_by(97)
             .take(3)
             .collect();
