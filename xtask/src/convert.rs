@@ -12,7 +12,7 @@ use candle_core::Device;
 pub fn encoder(input: &Path, output: &Path) -> Result<()> {
     let model = dia_encoder::load_reference_checkpoint(input, &Device::Cpu)?;
     let meta = BTreeMap::from([(
-        "dia.converted_from".to_string(),
+        dia_io::keys::CONVERTED_FROM.to_string(),
         input.display().to_string(),
     )]);
     dia_encoder::save_checkpoint(&model, output, &meta)

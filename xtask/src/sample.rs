@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dia_data::atomic::write_atomic;
 use dia_data::{read_idx, write_idx, IdxArray, FASHION_MNIST_CLASSES};
+use dia_io::atomic::write_atomic;
 use sha2::{Digest, Sha256};
 
 pub fn sha256(path: &Path) -> Result<String> {

@@ -126,7 +126,7 @@ fn print_macs(cfg: &UnetConfig) {
 
 /// Writes `x` as .npy through a temporary file and a rename.
 pub(crate) fn write_npy_atomic(x: &Tensor, path: &Path) -> Result<()> {
-    dia_data::atomic::write_atomic_path(path, |tmp| x.write_npy(tmp).map_err(std::io::Error::other))
+    dia_io::atomic::write_atomic_path(path, |tmp| x.write_npy(tmp).map_err(std::io::Error::other))
         .with_context(|| format!("writing {}", path.display()))
 }
 

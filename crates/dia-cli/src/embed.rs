@@ -8,6 +8,7 @@ use candle_core::{DType, Tensor};
 use clap::Args;
 use dia_data::{find_images, load_batch, FolderDataset};
 use dia_encoder::Arch;
+use dia_io::keys;
 
 #[derive(Args)]
 pub(crate) struct EmbedArgs {
@@ -94,17 +95,15 @@ pub(crate) fn run(args: EmbedArgs) -> Result<()> {
         tensors.push((name.to_string(), Tensor::cat(&ts, 0)?));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let meta = HashMap::from([
-        ("dia.sources".to_string(), serde_json::to_string(&sources)?),
+    let meta = std::collections::BTreeMap::from([
+        (keys::SOURCES.to_string(), serde_json::to_string(&sources)?),
         (
-            "dia.checkpoint".to_string(),
+            keys::CHECKPOINT.to_string(),
             args.checkpoint.display().to_string(),
         ),
-        ("dia.encoder".to_string(), serde_json::to_string(&cfg)?),
+        (keys::ENCODER.to_string(), serde_json::to_string(&cfg)?),
     ]);
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .with_context(|| format!("serialising {}", args.output.display()))?;
-    dia_data::atomic::write_atomic(&args.output, |f| std::io::Write::write_all(f, &bytes))?;
+    dia_io::save_safetensors(&args.output, &tensors, &meta)?;
     println!(
         "wrote {} ({n} images: penultimate {}, simclr {}, shift {})",
         args.output.display(),

@@ -190,7 +190,7 @@ pub(crate) fn predict(args: PredictArgs) -> Result<()> {
     }
     match &args.output {
         Some(p) => {
-            dia_data::atomic::write_atomic(p, |f| std::io::Write::write_all(f, csv.as_bytes()))
+            dia_io::atomic::write_atomic(p, |f| std::io::Write::write_all(f, csv.as_bytes()))
                 .with_context(|| format!("writing {}", p.display()))?;
             eprintln!("wrote {} ({} images)", p.display(), scores.len());
         }

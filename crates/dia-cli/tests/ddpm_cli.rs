@@ -7,27 +7,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{dia, ok, root};
+use common::{dia, metrics_column, ok, write_config};
 
 use candle_core::Device;
 
 fn config(dir: &Path, steps: usize, save_every: usize) -> PathBuf {
-    let path = dir.join("ddpm.yaml");
-    let text = format!(
-        "data:\n  format: idx\n  dir: {}\nnormal_classes: [\"Trouser\"]\nimage_size: 16\nunet: {{dim: 8, dim_mults: [1, 2]}}\nbatch_size: 8\nsteps: {steps}\nlr: 2.0e-3\nsave_every: {save_every}\nnum_samples: 4\nsample_steps: 4\nseed: 5\n",
-        root().join("datasets/fashion-mnist-sample").display()
+    let body = format!(
+        "data:\n  format: idx\n  dir: {{data}}\nnormal_classes: [\"Trouser\"]\nimage_size: 16\nunet: {{dim: 8, dim_mults: [1, 2]}}\nbatch_size: 8\nsteps: {steps}\nlr: 2.0e-3\nsave_every: {save_every}\nnum_samples: 4\nsample_steps: 4\nseed: 5\n"
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config(dir, "ddpm.yaml", &body)
 }
 
 fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect()
+    metrics_column(run, 1)
 }
 
 fn assert_same_weights(a: &Path, b: &Path) {

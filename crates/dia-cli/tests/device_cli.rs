@@ -6,26 +6,19 @@ mod common;
 
 use std::path::Path;
 
-use common::{dia, dia_with_env, ok, root};
+use common::{dia, dia_with_env, metrics_column, ok, write_config};
 
 fn config(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("dia.yaml");
-    let text = format!(
-        "data:\n  format: idx\n  dir: {}\nimage_size: 32\nnormal_classes: [\"Trouser\"]\nmode: dia\nshift_trans_type: blurgaussian_rotation\nencoder: {{arch: resnet18, width: 8}}\nepochs: 2\nbatch_size: 8\nmax_iterations_per_epoch: 2\nseed: 5\n",
-        root().join("datasets/fashion-mnist-sample").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config(
+        dir,
+        "dia.yaml",
+        "data:\n  format: idx\n  dir: {data}\nimage_size: 32\nnormal_classes: [\"Trouser\"]\nmode: dia\nshift_trans_type: blurgaussian_rotation\nencoder: {arch: resnet18, width: 8}\nepochs: 2\nbatch_size: 8\nmax_iterations_per_epoch: 2\nseed: 5\n",
+    )
 }
 
 /// The per-iteration total losses of a run's metrics.csv.
 fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect()
+    metrics_column(run, 2)
 }
 
 fn auroc(run: &Path) -> f64 {

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use dia_data::atomic::write_atomic;
 use dia_data::{BatchLoader, Dataset, Split};
 use dia_encoder::{save_checkpoint, EncoderConfig, ResNet18, Source};
+use dia_io::atomic::write_atomic;
+use dia_io::keys;
 use dia_transforms::{Dissolve, DissolveKind};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -109,10 +110,10 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// The resume file of a run directory.
 pub const TRAIN_FILE: &str = "last.train.safetensors";
-const STATE_KEY: &str = "dia.run_state";
+const STATE_KEY: &str = dia_io::keys::RUN_STATE;
 
 fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState) -> Result<()> {
-    let mut entries: Vec<(String, Tensor)> = model
+    let entries: Vec<(String, Tensor)> = model
         .state_dict()?
         .into_iter()
         .map(|(k, v)| (format!("model.{k}"), v))
@@ -122,8 +123,7 @@ fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState
                 .map(|(k, v)| (format!("lars.{k}"), v)),
         )
         .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let meta = HashMap::from([
+    let meta = BTreeMap::from([
         (
             STATE_KEY.to_string(),
             serde_json::to_string(state).map_err(|e| run_err(path, e))?,
@@ -133,9 +133,7 @@ fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState
             serde_json::to_string(&model.config()).map_err(|e| run_err(path, e))?,
         ),
     ]);
-    let bytes = safetensors::serialize(entries.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| run_err(path, e))?;
-    Ok(write_atomic(path, |f| f.write_all(&bytes))?)
+    Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
 
 type TrainParts = (
@@ -146,10 +144,8 @@ type TrainParts = (
 );
 
 fn read_train_file(path: &Path) -> Result<TrainParts> {
-    let bytes = std::fs::read(path).map_err(|e| run_err(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| run_err(path, format!("not a safetensors file: {e}")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
+    // Decoded in host memory; the model builder and the optimiser move them to their device.
+    let (tensors, meta) = dia_io::load_safetensors(path, &Device::Cpu)?;
     let get = |k: &str| {
         meta.get(k).ok_or_else(|| {
             run_err(
@@ -160,9 +156,6 @@ fn read_train_file(path: &Path) -> Result<TrainParts> {
     };
     let state: RunState = serde_json::from_str(get(STATE_KEY)?).map_err(|e| run_err(path, e))?;
     let enc: EncoderConfig = serde_json::from_str(get(dia_encoder::checkpoint::CONFIG_KEY)?)
-        .map_err(|e| run_err(path, e))?;
-    // Decoded in host memory; the model builder and the optimiser move them to their device.
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| run_err(path, e))?;
     let (mut weights, mut buffers) = (HashMap::new(), HashMap::new());
     for (k, v) in tensors {
@@ -179,10 +172,8 @@ fn read_train_file(path: &Path) -> Result<TrainParts> {
 
 /// Epochs finished by the run in `run_dir` according to its resume file (`None` without one).
 pub fn epochs_done(run_dir: &Path) -> Option<usize> {
-    let bytes = std::fs::read(run_dir.join(TRAIN_FILE)).ok()?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
-    let json = header.metadata().as_ref()?.get(STATE_KEY)?.clone();
-    serde_json::from_str::<RunState>(&json)
+    let meta = dia_io::read_metadata(&run_dir.join(TRAIN_FILE)).ok()?;
+    serde_json::from_str::<RunState>(meta.get(STATE_KEY)?)
         .ok()
         .map(|s| s.epochs_done)
 }
@@ -225,7 +216,7 @@ pub fn train(
     };
     let mut lars = Lars::new(LarsConfig::default());
     if opts.resume {
-        dia_data::run::remove_stale_temporaries(run_dir)?;
+        dia_io::run::remove_stale_temporaries(run_dir)?;
     }
     let (model, mut state, mut metrics) = if opts.resume {
         let (state, enc, weights, buffers) = read_train_file(&train_path)?;
@@ -233,7 +224,7 @@ pub fn train(
             .map_err(|e| run_err(&train_path, e))?;
         lars.import(model.vars(), &buffers)?;
         // Keep the metrics of the checkpointed epochs only.
-        let rows = dia_data::run::metrics_upto(&metrics_path, state.epochs_done)?;
+        let rows = dia_io::run::metrics_upto(&metrics_path, state.epochs_done)?;
         (model, state, rows)
     } else {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -311,26 +302,26 @@ pub fn train(
         {
             let meta = BTreeMap::from([
                 (
-                    "dia.mode".to_string(),
+                    keys::MODE.to_string(),
                     serde_json::to_string(&cfg.mode).unwrap_or_default(),
                 ),
                 (
-                    "dia.shift_trans_type".to_string(),
+                    keys::SHIFT_TRANS_TYPE.to_string(),
                     cfg.shift_trans_type.to_string(),
                 ),
                 (
-                    "dia.normal_classes".to_string(),
+                    keys::NORMAL_CLASSES.to_string(),
                     serde_json::to_string(&cfg.normal_classes).unwrap_or_default(),
                 ),
                 (
-                    "dia.image_size".to_string(),
+                    keys::IMAGE_SIZE.to_string(),
                     serde_json::to_string(&cfg.image_size).unwrap_or_default(),
                 ),
-                ("dia.epoch".to_string(), epoch.to_string()),
+                (keys::EPOCH.to_string(), epoch.to_string()),
             ]);
             // Metrics first (rows past the checkpoint are dropped on resume), then the resume
             // file, then the encoder for users: a kill between any two leaves a consistent run.
-            dia_data::run::write_metrics(&metrics_path, HEADER, &metrics)?;
+            dia_io::run::write_metrics(&metrics_path, HEADER, &metrics)?;
             write_train_file(&train_path, &model, &lars, &state)?;
             save_checkpoint(&model, &ckpt, &meta)?;
         }

@@ -36,6 +36,9 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Writing a file failed (dia-io).
+    #[error(transparent)]
+    Files(#[from] dia_io::Error),
 }
 
 /// Result alias of this crate.

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 
-use crate::atomic::write_atomic;
 use crate::error::{format_err, io_err, Error, Result};
+use dia_io::write_atomic;
 
 /// Largest IDX payload accepted (4 GiB), a guard against absurd headers.
 const MAX_IDX_BYTES: u64 = 4 << 30;
@@ -148,7 +148,7 @@ pub fn write_idx(path: &Path, array: &IdxArray) -> Result<()> {
     }
     bytes.extend_from_slice(&array.data);
     let gz = path.extension().is_some_and(|e| e == "gz");
-    write_atomic(path, |file| {
+    Ok(write_atomic(path, |file| {
         let mut w = BufWriter::new(file);
         if gz {
             let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::best());
@@ -158,5 +158,5 @@ pub fn write_idx(path: &Path, array: &IdxArray) -> Result<()> {
             w.write_all(&bytes)?;
             w.flush()
         }
-    })
+    })?)
 }

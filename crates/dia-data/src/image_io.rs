@@ -142,10 +142,10 @@ pub fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    crate::atomic::write_atomic(path, |file| {
+    Ok(crate::atomic::write_atomic(path, |file| {
         let mut w = std::io::BufWriter::new(file);
         img.write_to(&mut w, image::ImageFormat::Png)
             .map_err(std::io::Error::other)?;
         std::io::Write::flush(&mut w)
-    })
+    })?)
 }

@@ -33,7 +33,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod atomic;
 pub mod check;
 pub mod dataset;
 pub mod error;
@@ -43,7 +42,6 @@ pub mod idx;
 pub mod image_io;
 pub mod loader;
 pub mod npz;
-pub mod run;
 pub mod source;
 pub mod split;
 pub mod subset;
@@ -58,3 +56,6 @@ pub use npz::read_npz_split;
 pub use source::{open_idx, DataSource};
 pub use split::{read_split_file, stratified_split, write_split_file, Split, SplitRecipe};
 pub use subset::{normal_indices, protocol_subsets, resolve_class, Protocol, Subset};
+
+// Atomic writes and run-directory chores live in dia-io; re-exported under their old paths.
+pub use dia_io::{atomic, run};

@@ -19,9 +19,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
 use crate::error::{format_err, io_err, layout_err, Error, Result};
 use crate::folder::{ClassMap, FolderDataset};
+use dia_io::write_atomic;
 
 /// A part of a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

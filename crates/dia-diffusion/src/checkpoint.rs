@@ -9,11 +9,9 @@
 //! Reading a `.pt` file never executes code: candle's pickle reader only rebuilds tensors.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use dia_data::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::GaussianDiffusion;
@@ -22,7 +20,7 @@ use crate::schedule::{Schedule, BUFFER_NAMES};
 use crate::unet::{Unet, UnetConfig};
 
 /// The metadata key of [`DdpmMeta`] in our safetensors files.
-pub const META_KEY: &str = "dia.ddpm";
+pub const META_KEY: &str = dia_io::keys::DDPM;
 /// The prefix of the UNet's tensors in `GaussianDiffusion`'s state dict.
 pub const UNET_PREFIX: &str = "model.";
 
@@ -54,19 +52,7 @@ fn ckpt_err(path: &Path, msg: impl std::fmt::Display) -> Error {
 /// zip format) into named tensors. `key` selects another entry (e.g. `"ema"`, whose UNet
 /// tensors are under `ema_model.model.`; the prefix `ema_model.` is stripped).
 pub fn read_trainer_checkpoint(path: &Path, key: &str) -> Result<HashMap<String, Tensor>> {
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|e| ckpt_err(path, e))?;
-    let n = file.read(&mut magic).map_err(|e| ckpt_err(path, e))?;
-    if n < 4 || &magic != b"PK\x03\x04" {
-        return Err(ckpt_err(
-            path,
-            "not a zip-format PyTorch file (files written by torch < 1.6 use the legacy format); \
-             re-save it with a current PyTorch: \
-             torch.save(torch.load(IN, map_location=\"cpu\"), OUT)",
-        ));
-    }
-    let tensors = candle_core::pickle::read_all_with_key(path, Some(key))
-        .map_err(|e| ckpt_err(path, format!("cannot read entry {key:?}: {e}")))?;
+    let tensors = dia_io::read_pytorch(path, Some(key))?;
     if tensors.is_empty() {
         return Err(ckpt_err(
             path,
@@ -218,23 +204,13 @@ pub fn save_tensors(
     tensors: &BTreeMap<String, Tensor>,
     meta: &DdpmMeta,
 ) -> Result<()> {
-    let mut m = HashMap::new();
-    m.insert(
-        META_KEY.to_string(),
-        serde_json::to_string(meta).map_err(|e| ckpt_err(path, e))?,
-    );
-    m.insert(
-        "dia.version".to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    // To host memory for the file, whatever device the model trains on.
-    let cpu: Vec<(String, Tensor)> = tensors
+    let json = serde_json::to_string(meta).map_err(|e| ckpt_err(path, e))?;
+    let entries: Vec<(String, Tensor)> = tensors
         .iter()
-        .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?)))
-        .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(cpu.iter().map(|(k, v)| (k.as_str(), v)), Some(m))
-        .map_err(|e| ckpt_err(path, e))?;
-    write_atomic(path, |f| f.write_all(&bytes)).map_err(|e| ckpt_err(path, e))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let meta = BTreeMap::from([(META_KEY.to_string(), json)]);
+    Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
 
 /// Reads a safetensors file written by [`save_tensors`]: the tensors and the metadata.
@@ -242,18 +218,14 @@ pub fn read_tensors(
     path: &Path,
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, Option<DdpmMeta>)> {
-    let bytes = std::fs::read(path).map_err(|e| ckpt_err(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| ckpt_err(path, format!("not a safetensors file: {e}")))?;
-    let meta = match header.metadata().as_ref().and_then(|m| m.get(META_KEY)) {
+    let (tensors, meta) = dia_io::load_safetensors(path, device)?;
+    let meta = match meta.get(META_KEY) {
         Some(json) => Some(
             serde_json::from_str(json)
                 .map_err(|e| ckpt_err(path, format!("bad {META_KEY} metadata: {e}")))?,
         ),
         None => None,
     };
-    let tensors =
-        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| ckpt_err(path, e))?;
     Ok((tensors, meta))
 }
 

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor, Var};
-use dia_data::atomic::write_atomic;
 use dia_data::{load_batch, BatchLoader, Dataset, Split};
+use dia_io::atomic::write_atomic;
 use dia_transforms::random_hflip;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ fn mixed_rng(seed: u64, salt: u64, i: u64) -> rand_chacha::ChaCha8Rng {
 }
 
 const PARTS: [&str; 3] = ["model.", "ema.", "adam."];
-const STATE_KEY: &str = "dia.ddpm_run";
+const STATE_KEY: &str = dia_io::keys::DDPM_RUN;
 
 /// Writes the resume checkpoint: the three tensor groups under their prefixes and the
 /// counters as JSON metadata, in one atomic file.
@@ -99,17 +99,13 @@ fn write_run_checkpoint(
             all.insert(format!("{prefix}{k}"), v.clone());
         }
     }
-    let ckpt_err = |msg: String| Error::Checkpoint {
+    let state = serde_json::to_string(state).map_err(|e| Error::Checkpoint {
         path: path.to_path_buf(),
-        msg,
-    };
-    let meta = std::collections::HashMap::from([(
-        STATE_KEY.to_string(),
-        serde_json::to_string(state).map_err(|e| ckpt_err(e.to_string()))?,
-    )]);
-    let bytes = safetensors::serialize(all.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| ckpt_err(e.to_string()))?;
-    write_atomic(path, |f| f.write_all(&bytes)).map_err(Error::from)
+        msg: e.to_string(),
+    })?;
+    let entries: Vec<(String, Tensor)> = all.into_iter().collect();
+    let meta = BTreeMap::from([(STATE_KEY.to_string(), state)]);
+    Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
 
 type RunParts = [BTreeMap<String, Tensor>; 3];
@@ -119,22 +115,14 @@ fn read_run_checkpoint(path: &Path, dev: &Device) -> Result<(RunState, RunParts)
         path: path.to_path_buf(),
         msg,
     };
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| ckpt_err(format!("not a safetensors file: {e}")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(STATE_KEY))
-        .ok_or_else(|| {
-            ckpt_err(format!(
-                "no {STATE_KEY} metadata: not a dia train-ddpm checkpoint"
-            ))
-        })?;
+    let (tensors, meta) = dia_io::load_safetensors(path, dev)?;
+    let json = meta.get(STATE_KEY).ok_or_else(|| {
+        ckpt_err(format!(
+            "no {STATE_KEY} metadata: not a dia train-ddpm checkpoint"
+        ))
+    })?;
     let state: RunState =
         serde_json::from_str(json).map_err(|e| ckpt_err(format!("bad {STATE_KEY}: {e}")))?;
-    let tensors =
-        candle_core::safetensors::load_buffer(&bytes, dev).map_err(|e| ckpt_err(e.to_string()))?;
     let mut parts: RunParts = Default::default();
     for (k, v) in tensors {
         match PARTS.iter().position(|p| k.starts_with(p)) {
@@ -223,9 +211,9 @@ pub fn train(
 
     let mut adam = Adam::new(cfg.lr, cfg.adam_betas);
     let (init, mut shadow, mut state, mut metrics, moments) = if opts.resume {
-        dia_data::run::remove_stale_temporaries(run_dir)?;
+        dia_io::run::remove_stale_temporaries(run_dir)?;
         let (state, parts) = read_run_checkpoint(&ckpt_path, &dev)?;
-        let rows = dia_data::run::metrics_upto(&metrics_path, state.steps_done)?;
+        let rows = dia_io::run::metrics_upto(&metrics_path, state.steps_done)?;
         let [model, ema, moments] = parts;
         (model, ema, state, rows, Some(moments))
     } else {
@@ -260,7 +248,7 @@ pub fn train(
                 adam: &Adam,
                 metrics: &[String]|
      -> Result<()> {
-        dia_data::run::write_metrics(&metrics_path, HEADER, metrics)?;
+        dia_io::run::write_metrics(&metrics_path, HEADER, metrics)?;
         let raw: BTreeMap<String, Tensor> = vars
             .iter()
             .map(|(k, v)| (k.clone(), v.as_tensor().detach()))

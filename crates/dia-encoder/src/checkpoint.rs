@@ -7,7 +7,6 @@
 //! and a `dia` metadata entry holding the [`EncoderConfig`] as JSON.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -17,19 +16,12 @@ use crate::resnet::{Arch, EncoderConfig, ResNet18};
 use dia_nn::Source;
 
 /// The metadata key of the encoder configuration in our safetensors files.
-pub const CONFIG_KEY: &str = "dia.encoder";
+pub const CONFIG_KEY: &str = dia_io::keys::ENCODER;
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::File {
         path: path.to_path_buf(),
         msg: msg.to_string(),
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -44,19 +36,7 @@ fn in_file(path: &Path) -> impl FnOnce(Error) -> Error + '_ {
 /// Reads a reference encoder checkpoint (`.model` / `.pth`, PyTorch ≥ 1.6 zip format) into
 /// named tensors, without a `module.` prefix.
 pub fn read_reference_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
-    let n = file.read(&mut magic).map_err(io_err(path))?;
-    if n < 4 || &magic != b"PK\x03\x04" {
-        return Err(file_err(
-            path,
-            "not a zip-format PyTorch file (files written by torch < 1.6 use the legacy format); \
-             re-save it with a current PyTorch: \
-             torch.save(torch.load(IN, map_location=\"cpu\"), OUT)",
-        ));
-    }
-    let tensors = candle_core::pickle::read_all(path)
-        .map_err(|e| file_err(path, format!("cannot read the PyTorch file: {e}")))?;
+    let tensors = dia_io::read_pytorch(path, None)?;
     if tensors.is_empty() {
         return Err(file_err(path, "no tensor found (is it a state dict?)"));
     }
@@ -118,35 +98,13 @@ pub fn save_checkpoint(
     path: &Path,
     extra: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let state = model.state_dict()?;
-    let mut meta: HashMap<String, String> =
-        extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut meta = extra.clone();
     meta.insert(
         CONFIG_KEY.to_string(),
         serde_json::to_string(&model.config()).map_err(|e| Error::Config(e.to_string()))?,
     );
-    meta.insert(
-        "dia.version".to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    let mut entries: Vec<(String, Tensor)> = state.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let bytes = safetensors::serialize(entries.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| file_err(path, e))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path)(e));
-    }
-    Ok(())
+    let entries: Vec<(String, Tensor)> = model.state_dict()?.into_iter().collect();
+    Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
 
 /// Loads one of our safetensors checkpoints (or any safetensors file with the reference's
@@ -156,17 +114,12 @@ pub fn load_checkpoint(
     path: &Path,
     device: &Device,
 ) -> Result<(ResNet18, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    let tensors =
-        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| file_err(path, e))?;
+    let (tensors, meta) = dia_io::load_safetensors(path, device)?;
     let cfg = match meta.get(CONFIG_KEY) {
         Some(json) => serde_json::from_str(json)
             .map_err(|e| file_err(path, format!("bad {CONFIG_KEY} metadata: {e}")))?,
         None => infer_config(&tensors).map_err(in_file(path))?,
     };
     let model = ResNet18::new(cfg, Source::Tensors(&tensors), device).map_err(in_file(path))?;
-    Ok((model, meta))
+    Ok((model, meta.into_iter().collect()))
 }

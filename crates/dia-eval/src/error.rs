@@ -3,6 +3,9 @@
 /// Errors of scoring and metrics.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file could not be read or written (dia-io).
+    #[error(transparent)]
+    Files(#[from] dia_io::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

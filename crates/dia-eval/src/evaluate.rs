@@ -3,7 +3,6 @@
 //! statistics file saved next to a checkpoint for `dia predict`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
@@ -178,7 +177,7 @@ pub struct StatisticsMeta {
     pub image_size: Option<usize>,
 }
 
-const META_KEY: &str = "dia.csi_statistics";
+const META_KEY: &str = dia_io::keys::CSI_STATISTICS;
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::File {
@@ -200,30 +199,19 @@ pub fn save_statistics(
         "calibration".into(),
         Tensor::new(calibration, &candle_core::Device::Cpu)?,
     ));
-    let m = HashMap::from([(
-        META_KEY.to_string(),
-        serde_json::to_string(meta).map_err(|e| file_err(path, e))?,
-    )]);
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(m))
-        .map_err(|e| file_err(path, e))?;
-    dia_data::atomic::write_atomic(path, |f| f.write_all(&bytes))?;
-    Ok(())
+    let json = serde_json::to_string(meta).map_err(|e| file_err(path, e))?;
+    let m = std::collections::BTreeMap::from([(META_KEY.to_string(), json)]);
+    Ok(dia_io::save_safetensors(path, &tensors, &m)?)
 }
 
 /// Loads statistics written by [`save_statistics`].
 pub fn load_statistics(path: &Path) -> Result<(CsiStatistics, Vec<f64>, StatisticsMeta)> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
-    let meta: StatisticsMeta = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(META_KEY))
+    // The statistics are host f64 vectors (the score is computed on the host).
+    let (tensors, m) = dia_io::load_safetensors(path, &candle_core::Device::Cpu)?;
+    let meta: StatisticsMeta = m
+        .get(META_KEY)
         .ok_or_else(|| file_err(path, "no CSI statistics metadata"))
         .and_then(|j| serde_json::from_str(j).map_err(|e| file_err(path, e)))?;
-    // The statistics are host f64 vectors (the score is computed on the host).
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu)
-        .map_err(|e| file_err(path, e))?;
     let stats = CsiStatistics::from_tensors(&tensors, meta.score).map_err(|e| file_err(path, e))?;
     let calibration = tensors
         .get("calibration")

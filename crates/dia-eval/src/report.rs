@@ -58,7 +58,7 @@ pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Ve
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let json = dir.join("report.json");
     let text = serde_json::to_string_pretty(report).map_err(|e| file_err(&json, e))?;
-    dia_data::atomic::write_atomic(&json, |f| f.write_all(text.as_bytes()))?;
+    dia_io::atomic::write_atomic(&json, |f| f.write_all(text.as_bytes()))?;
     let csv = dir.join("scores.csv");
     let mut rows = String::from("source,label,class,normal,score\n");
     for s in &eval.scores {
@@ -71,7 +71,7 @@ pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Ve
             s.score
         ));
     }
-    dia_data::atomic::write_atomic(&csv, |f| f.write_all(rows.as_bytes()))?;
+    dia_io::atomic::write_atomic(&csv, |f| f.write_all(rows.as_bytes()))?;
     let scores: Vec<f64> = eval.scores.iter().map(|s| s.score).collect();
     let normal: Vec<bool> = eval.scores.iter().map(|s| s.normal).collect();
     let roc = dir.join("roc.png");

@@ -15,6 +15,7 @@ use dia_eval::{
     check_metadata, evaluate, save_statistics, statistics_path, EvalSetup, ScoreKind,
     StatisticsMeta, TtaConfig,
 };
+use dia_io::keys;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -57,18 +58,18 @@ pub fn evaluate_checkpoint(
         ckpt,
         &meta,
         &[
-            ("mode", "dia.mode", json(&cfg.mode)),
+            ("mode", keys::MODE, json(&cfg.mode)),
             (
                 "shift_trans_type",
-                "dia.shift_trans_type",
+                keys::SHIFT_TRANS_TYPE,
                 cfg.shift_trans_type.to_string(),
             ),
             (
                 "normal_classes",
-                "dia.normal_classes",
+                keys::NORMAL_CLASSES,
                 json(&cfg.normal_classes),
             ),
-            ("image_size", "dia.image_size", json(&cfg.image_size)),
+            ("image_size", keys::IMAGE_SIZE, json(&cfg.image_size)),
         ],
     )?;
     if enc.arch != cfg.encoder.arch {

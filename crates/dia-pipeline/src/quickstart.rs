@@ -147,7 +147,7 @@ eval: {{score: csi, ood_samples: {samples}}}
             serde_yaml::to_string(&cfg).map_err(|e| Error::Config(e.to_string()))?
         ));
         let report = out.join("report.md");
-        dia_data::atomic::write_atomic(&report, |f| std::io::Write::write_all(f, md.as_bytes()))?;
+        dia_io::atomic::write_atomic(&report, |f| std::io::Write::write_all(f, md.as_bytes()))?;
         Ok(QuickstartOutcome {
             results,
             report,

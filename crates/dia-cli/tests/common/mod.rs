@@ -34,3 +34,21 @@ pub fn ok(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Writes `dir/name` with `body`, where `{data}` stands for the embedded sample's folder.
+pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    let data = root().join("datasets/fashion-mnist-sample");
+    std::fs::write(&path, body.replace("{data}", &data.display().to_string())).unwrap();
+    path
+}
+
+/// Column `col` of a run's `metrics.csv`, as numbers (the header skipped).
+pub fn metrics_column(run: &Path, col: usize) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}

@@ -95,7 +95,7 @@ pub fn run_cell(
                 recorded_seconds(dir).unwrap_or(0.0) + t.elapsed().as_secs_f64()
             );
             let timing = dir.join(TIMING_FILE);
-            dia_data::atomic::write_atomic(&timing, |f| {
+            dia_io::atomic::write_atomic(&timing, |f| {
                 std::io::Write::write_all(f, text.as_bytes())
             })?;
         }
@@ -133,7 +133,7 @@ pub fn run_grid(
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
     let cfg_path = out.join("experiment.yaml");
-    dia_data::atomic::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, yaml.as_bytes()))?;
+    dia_io::atomic::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, yaml.as_bytes()))?;
     // Phase 1: one DDPM per normal class, for the diffusion cells.
     let mut ddpms = std::collections::HashMap::new();
     if cfg.methods.contains(&Method::DiaDiffusion) {

@@ -60,7 +60,7 @@ impl CellResult {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    dia_data::atomic::write_atomic(path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    dia_io::atomic::write_atomic(path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
     Ok(())
 }
 

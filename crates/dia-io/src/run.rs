@@ -24,9 +24,9 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// let p = dir.path().join("metrics.csv");
-/// dia_data::run::write_metrics(&p, "step,loss", &["1,0.9".into(), "2,0.8".into(), "3,0.7".into()])?;
-/// assert_eq!(dia_data::run::metrics_upto(&p, 2)?, ["1,0.9", "2,0.8"]);
-/// # Ok::<(), dia_data::Error>(())
+/// dia_io::run::write_metrics(&p, "step,loss", &["1,0.9".into(), "2,0.8".into(), "3,0.7".into()])?;
+/// assert_eq!(dia_io::run::metrics_upto(&p, 2)?, ["1,0.9", "2,0.8"]);
+/// # Ok::<(), dia_io::Error>(())
 /// ```
 pub fn metrics_upto(path: &Path, upto: usize) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;

@@ -1,0 +1,120 @@
+//! Named tensors in files: safetensors with string metadata (what every checkpoint, resume
+//! file, statistics file and embedding file of dia is), and PyTorch's zip files (read only,
+//! through candle's pickle reader, which executes no code).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::atomic::write_atomic;
+use crate::error::{format_err, io_err, Result};
+
+/// Writes `tensors` (any device; written from host memory, sorted by name) and `metadata` to
+/// `path` as safetensors, atomically, with [`crate::keys::VERSION`] added.
+pub fn save_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut host: Vec<(&str, Tensor)> = tensors
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.as_str(),
+                v.to_device(&Device::Cpu).map_err(|e| format_err(path, e))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    host.sort_by(|a, b| a.0.cmp(b.0));
+    let mut meta: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    meta.insert(
+        crate::keys::VERSION.into(),
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    let bytes = safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
+        .map_err(|e| format_err(path, e))?;
+    write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+}
+
+/// A safetensors file's metadata, without reading its tensors.
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    metadata_of(path, &bytes)
+}
+
+fn metadata_of(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, String>> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    Ok(header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
+}
+
+/// Reads a safetensors file: its tensors on `device` and its metadata.
+pub fn load_safetensors(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let meta = metadata_of(path, &bytes)?;
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| format_err(path, e))?;
+    Ok((tensors, meta))
+}
+
+/// Reads the tensors of a PyTorch ≥ 1.6 zip file (`torch.save`) — all of them, or those under
+/// the entry `key` of a saved dict (e.g. a lucidrains Trainer file's `"model"`) — refusing
+/// other formats with a message that says how to re-save the file.
+pub fn read_pytorch(path: &Path, key: Option<&str>) -> Result<HashMap<String, Tensor>> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let n = file.read(&mut magic).map_err(io_err(path))?;
+    if n < 4 || &magic != b"PK\x03\x04" {
+        return Err(format_err(
+            path,
+            "not a zip-format PyTorch file (files written by torch < 1.6 use the legacy format); \
+             re-save it with a current PyTorch: \
+             torch.save(torch.load(IN, map_location=\"cpu\"), OUT)",
+        ));
+    }
+    let what = key.map_or("the PyTorch file".to_string(), |k| format!("entry {k:?}"));
+    candle_core::pickle::read_all_with_key(path, key)
+        .map(|t| t.into_iter().collect())
+        .map_err(|e| format_err(path, format!("cannot read {what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_round_trips_with_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let t = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
+        let meta = BTreeMap::from([(crate::keys::EPOCH.to_string(), "3".to_string())]);
+        save_safetensors(&path, &[("b".into(), t.clone()), ("a".into(), t)], &meta).unwrap();
+        let (tensors, read) = load_safetensors(&path, &Device::Cpu).unwrap();
+        assert_eq!(tensors["a"].to_vec1::<f32>().unwrap(), [1., 2., 3.]);
+        assert_eq!(read[crate::keys::EPOCH], "3");
+        assert!(read.contains_key(crate::keys::VERSION));
+        assert_eq!(read_metadata(&path).unwrap(), read);
+        let junk = dir.path().join("junk.pth");
+        std::fs::write(&junk, b"not a zip").unwrap();
+        let e = read_pytorch(&junk, None).unwrap_err().to_string();
+        assert!(
+            e.contains("junk.pth") && e.contains("not a zip-format"),
+            "{e}"
+        );
+        let e = read_metadata(&junk).unwrap_err().to_string();
+        assert!(e.contains("not a safetensors file"), "{e}");
+    }
+}
