@@ -64,7 +64,8 @@ impl DeviceArgs {
     }
 }
 
-/// Opens `choice` without printing.
+/// Opens `choice` without printing. This is where the CPU is chosen: when asked for, or by
+/// `auto` when no GPU answers.
 pub(crate) fn open(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),

@@ -18,6 +18,7 @@ pub fn save_safetensors(
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    // A file is written from host memory, whatever device the tensors live on.
     let mut host: Vec<(&str, Tensor)> = tensors
         .iter()
         .map(|(k, v)| {
