@@ -3,7 +3,7 @@
 //! padding 1 pool (performance-baseline §3); this op routes each output gradient to the first
 //! maximum of its window, as PyTorch's saved indices do.
 
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::storage::{cpu_slice, with_f32};
@@ -146,11 +146,11 @@ pub fn max_pool2d(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
 ///
 /// The input is padded with the lowest finite value (padding never wins, as −∞ in PyTorch);
 /// for each of the k² window offsets, `index_select` along H and W picks that offset of every
-/// window, giving k² tensors of the output's shape. A detached one-hot mask marks, per output,
-/// the first offset that equals the maximum; the output is `Σ mask·window`, so autograd sends
-/// each output's gradient to that one input through the `index_select` backward. candle's own
-/// `max_pool2d` would scale the gradient of ties and has no backward for stride ≠ kernel.
-/// NaN is not given PyTorch's precedence here (a window holding NaN yields 0 and no gradient).
+/// window, giving k² tensors of the output's shape. A detached mask marks, per output, the
+/// first offset that equals the maximum, and the output takes that window's value
+/// (`where_cond`), so autograd sends each output's gradient to that one input through the
+/// `index_select` backward. candle's own `max_pool2d` would scale the gradient of ties and has
+/// no backward for stride ≠ kernel. NaN is not given PyTorch's precedence here.
 pub fn portable(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (ho, wo) = (cfg.out(h)?, cfg.out(w)?);
@@ -160,7 +160,7 @@ pub fn portable(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
         x.clone()
     } else {
         let pad = |t: &Tensor| t.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p);
-        // (pad(1) − 1)·MAX is 0 inside and f32::MIN on the border; a constant, not differentiated.
+        // (pad(1) − 1)·MAX is 0 inside and the lowest value on the border (a constant).
         let border = (pad(&x.ones_like()?)? - 1.0)?.affine(f32::MAX as f64, 0.0)?;
         (pad(x)? + border)?
     };
@@ -180,14 +180,15 @@ pub fn portable(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
     for win in &windows[1..] {
         best = best.maximum(&win.detach())?;
     }
-    // One-hot of the first offset holding the maximum: `taken` marks outputs already assigned.
-    let mut taken = best.zeros_like()?;
+    // The first offset holding the maximum takes the output: `taken` marks outputs already
+    // assigned. `where_cond` (not a product with a one-hot) routes the gradient to that one
+    // window and never multiplies a border value (−∞ in half precision) by zero.
+    let mut taken = best.zeros_like()?.to_dtype(DType::U8)?;
     let mut out = best.zeros_like()?;
     for win in &windows {
-        let is_max = win.detach().eq(&best)?.to_dtype(x.dtype())?;
-        let first = (is_max * (1.0 - &taken)?)?;
+        let first = (win.detach().eq(&best)? * taken.eq(0u8 as f64)?)?;
         taken = (taken + &first)?;
-        out = (out + (win * first)?)?;
+        out = first.where_cond(win, &out)?;
     }
     Ok(out)
 }
