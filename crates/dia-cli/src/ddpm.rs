@@ -13,8 +13,6 @@ use dia_diffusion::{DdpmConfig, DiffusionDissolver, DissolverConfig, Resolution,
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 
-use crate::embed::load_input;
-
 #[derive(Args)]
 pub(crate) struct TrainDdpmArgs {
     /// The DDPM config (YAML).
@@ -153,7 +151,7 @@ pub(crate) fn dissolve(args: DissolveArgs) -> Result<()> {
     if args.t.is_empty() || args.t.iter().any(|&t| t >= t_max) {
         bail!("--t takes timesteps in 0..{t_max}, got {:?}", args.t);
     }
-    let (x, _) = load_input(input, args.image_size.unwrap_or(meta.image_size))?;
+    let (x, _) = dia_data::load_images(input, args.image_size.unwrap_or(meta.image_size))?;
     let d = DiffusionDissolver::new(
         ddpm,
         meta.image_size,

@@ -1,12 +1,11 @@
 //! `dia embed`: the features of a trained encoder for a batch of images, without augmentation.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use candle_core::{DType, Tensor};
+use anyhow::{bail, Result};
+use candle_core::Tensor;
 use clap::Args;
-use dia_data::{find_images, load_batch, FolderDataset};
 use dia_encoder::Arch;
 use dia_io::keys;
 
@@ -32,36 +31,6 @@ pub(crate) struct EmbedArgs {
     device: crate::device::DeviceArgs,
 }
 
-/// The images as one (N, 3, H, W) tensor and where each came from.
-pub(crate) fn load_input(input: &Path, size: usize) -> Result<(Tensor, Vec<String>)> {
-    if input.extension().is_some_and(|e| e == "npy") {
-        let x = Tensor::read_npy(input)
-            .with_context(|| format!("{}: not a readable .npy array", input.display()))?
-            .to_dtype(DType::F32)?;
-        match x.dims() {
-            [n, 3, _, _] => {
-                let names = (0..*n)
-                    .map(|i| format!("{}[{i}]", input.display()))
-                    .collect();
-                Ok((x, names))
-            }
-            d => bail!(
-                "{}: expected an array of shape (N, 3, H, W), got {d:?}",
-                input.display()
-            ),
-        }
-    } else {
-        let paths = find_images(input)?;
-        if paths.is_empty() {
-            bail!("{}: no .png/.jpg/.jpeg image found", input.display());
-        }
-        let samples = paths.iter().map(|p| (p.clone(), 0)).collect();
-        let ds = FolderDataset::from_samples(samples, vec!["images".into()], Some((size, size)))?;
-        let x = load_batch(&ds, (0..paths.len()).collect())?.images;
-        Ok((x, paths.iter().map(|p| p.display().to_string()).collect()))
-    }
-}
-
 pub(crate) fn run(args: EmbedArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
@@ -73,7 +42,7 @@ pub(crate) fn run(args: EmbedArgs) -> Result<()> {
         Arch::ResNet18 => 32,
         Arch::ResNet18ImageNet => 224,
     });
-    let (x, sources) = load_input(&args.input, size)?;
+    let (x, sources) = dia_data::load_images(&args.input, size)?;
     let n = x.dim(0)?;
     let mut parts: HashMap<&str, Vec<Tensor>> = HashMap::new();
     for start in (0..n).step_by(args.batch_size) {

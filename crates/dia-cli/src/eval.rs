@@ -6,13 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dia_contrastive::TrainConfig;
-use dia_data::TensorDataset;
-use dia_encoder::Arch;
 use dia_eval::report::table;
-use dia_eval::{
-    extract_features, load_statistics, statistics_path, threshold_at_fpr, ScoreKind, TtaConfig,
-};
-use dia_pipeline::{evaluate_checkpoint, load_encoder, EvalOptions};
+use dia_eval::{statistics_path, ScoreKind, TtaConfig};
+use dia_pipeline::{evaluate_checkpoint, EvalOptions, Scorer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
@@ -130,48 +126,15 @@ pub(crate) struct PredictArgs {
 }
 
 pub(crate) fn predict(args: PredictArgs) -> Result<()> {
-    let stats_path = statistics_path(&args.checkpoint);
-    if !stats_path.exists() {
-        bail!(
-            "{}: no training statistics; run `dia eval` on this checkpoint first",
-            stats_path.display()
-        );
-    }
-    let (stats, calibration, meta) = load_statistics(&stats_path)?;
     let device = args.device.open()?;
-    let (model, _) = load_encoder(&args.checkpoint, &device)?;
-    let size = meta.image_size.unwrap_or(match model.config().arch {
-        Arch::ResNet18 => 32,
-        Arch::ResNet18ImageNet => 224,
-    });
-    let (x, sources) = crate::embed::load_input(&args.input, size)?;
-    let (_, _, h, w) = x.dims4()?;
-    if (h, w) != (size, size) {
-        bail!(
-            "{}: images are {h}x{w}, the model was evaluated at {size}x{size}",
-            args.input.display()
-        );
-    }
-    let data = TensorDataset::new(&x, sources.clone())?;
-    let shift = match meta.shift.as_str() {
-        "rotation" => dia_transforms::Shift::Rotation,
-        "cutperm" => dia_transforms::Shift::CutPerm,
-        s => bail!("{}: unknown shift {s:?}", stats_path.display()),
-    };
-    let idx: Vec<usize> = (0..sources.len()).collect();
-    let feats = extract_features(
-        &model,
-        &data,
-        &idx,
-        shift,
-        meta.k_shift,
-        &meta.tta,
-        &mut |_, _| {},
-    )?;
-    let scores = stats.score(&feats)?;
+    let scorer = Scorer::load(&args.checkpoint, &device)?;
+    let (x, sources) = dia_data::load_images(&args.input, scorer.image_size())?;
+    let scores = scorer
+        .score(&x, &sources)
+        .with_context(|| args.input.display().to_string())?;
     let threshold = match (args.threshold, args.fpr) {
         (Some(t), _) => Some(t),
-        (None, Some(f)) => Some(threshold_at_fpr(&calibration, f)?),
+        (None, Some(f)) => Some(scorer.threshold_at_fpr(f)?),
         (None, None) => None,
     };
     let mut csv = String::from(if threshold.is_some() {

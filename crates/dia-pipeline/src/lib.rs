@@ -8,6 +8,7 @@
 //! - [`experiment`]: grids of methods × normal classes × seeds — config, resumable runner with
 //!   one DDPM per class, typed results ([`CellResult`] from each cell's
 //!   [`Report`](dia_eval::report::Report)) and the tables;
+//! - [`Scorer`]: new images scored like test images of the evaluation (`dia predict`);
 //! - [`Quickstart`]: the end-to-end run on the embedded sample.
 //!
 //! Long work reports through [`Progress`] / [`Tasks`] (the `dia` binary draws progress bars;
@@ -28,6 +29,7 @@ mod dissolver;
 mod error;
 mod evaluate;
 pub mod experiment;
+mod predict;
 mod progress;
 mod quickstart;
 
@@ -35,5 +37,6 @@ pub use dissolver::dissolver;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate_checkpoint, load_encoder, read_report, EvalOptions};
 pub use experiment::CellResult;
+pub use predict::Scorer;
 pub use progress::{Progress, Quiet, Tasks};
 pub use quickstart::{Quickstart, QuickstartOutcome};
