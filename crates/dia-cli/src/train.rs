@@ -111,13 +111,17 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         resume,
         stop_after_epochs: args.stop_after_epochs,
     };
+    let dissolver = dia_pipeline::dissolver(&cfg, &device)?;
+    let trained = train(
+        &cfg,
+        &run_dir,
+        &device,
+        dissolver.as_deref(),
+        opts,
+        &mut on_step,
+    );
     let summary = crate::device::explain_out_of_memory(
-        dia_pipeline::dissolver(&cfg, &device)
-            .map_err(anyhow::Error::from)
-            .and_then(|d| {
-                train(&cfg, &run_dir, &device, d.as_deref(), opts, &mut on_step)
-                    .map_err(anyhow::Error::from)
-            }),
+        trained.map_err(anyhow::Error::from),
         &device,
         cfg.batch_size,
         free_at_start,

@@ -16,15 +16,6 @@ pub enum Error {
     /// The tensors do not describe a ResNet-18 whose configuration can be inferred.
     #[error("{0}")]
     Shapes(String),
-    /// A checkpoint file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A checkpoint file is not what it should be (format, metadata).
     #[error("{}: {msg}", path.display())]
     File {
