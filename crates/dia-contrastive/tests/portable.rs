@@ -2,9 +2,11 @@
 //! of every parameter on dia-nn's portable path (candle ops: what a GPU runs) as on the fast
 //! CPU path (issue #14), and LARS's tensor step (the GPU's) updates like its CPU step.
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use dia_contrastive::{losses, BatchBuilder, Lars, LarsConfig, NegMode};
-use dia_data::{load_batch, DataSource, Split};
+use dia_data::load_batch;
 use dia_encoder::{Arch, EncoderConfig, ResNet18, Source};
 use dia_nn::{with_kernel_policy, KernelPolicy};
 use dia_transforms::{BlurDissolver, Dissolve, Shift};
@@ -13,15 +15,7 @@ use rand::SeedableRng;
 const TOL: f64 = 1e-4;
 
 fn images(n: usize) -> Tensor {
-    let src = DataSource::Idx {
-        dir: concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../datasets/fashion-mnist-sample"
-        )
-        .into(),
-        classes: None,
-    };
-    let ds = src.open(Split::Train, Some((32, 32))).unwrap();
+    let ds = common::sample_train();
     load_batch(ds.as_ref(), (0..n).collect()).unwrap().images
 }
 

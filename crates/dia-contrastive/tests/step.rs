@@ -3,9 +3,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use dia_contrastive::*;
-use dia_data::{load_batch, DataSource, Split};
+use dia_data::load_batch;
 use dia_encoder::{Arch, EncoderConfig, ResNet18, Source};
 use dia_transforms::{
     BlurDissolver, ColorJitter, Dissolve, RandomResizedCrop, Shift, SimclrAugmentation,
@@ -41,15 +43,7 @@ fn identity_aug() -> SimclrAugmentation {
 }
 
 fn sample_images(n: usize) -> Tensor {
-    let src = DataSource::Idx {
-        dir: concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../datasets/fashion-mnist-sample"
-        )
-        .into(),
-        classes: None,
-    };
-    let ds = src.open(Split::Train, Some((32, 32))).unwrap();
+    let ds = common::sample_train();
     let idx: Vec<usize> = (0..ds.len())
         .filter(|&i| ds.label(i) == 0)
         .take(n)

@@ -94,13 +94,13 @@ pub fn evaluate_checkpoint(
     let size = cfg.image_size.map(|s| (s, s));
     let train = cfg.data.open(Split::Train, size)?;
     let test = cfg.data.open(Split::Test, size)?;
-    let resolve = |ds: &dyn dia_data::Dataset| -> Result<Vec<usize>> {
-        cfg.normal_classes
-            .iter()
-            .map(|c| Ok(resolve_class(ds.classes(), c)?))
-            .collect()
-    };
-    let normal_labels = resolve(test.as_ref())?;
+    // The normal classes' labels in the test split (which may list its classes in another
+    // order than the training split).
+    let normal_labels = cfg
+        .normal_classes
+        .iter()
+        .map(|c| resolve_class(test.classes(), c))
+        .collect::<dia_data::Result<Vec<usize>>>()?;
     let train_indices = dia_data::normal_indices(train.as_ref(), &cfg.normal_classes)?;
     let setup = EvalSetup {
         model: &model,
