@@ -156,7 +156,7 @@ fn run(command: Command) -> Result<()> {
             output,
             image_size,
         } => {
-            let input = dia_data::hub::resolve(&input)?;
+            let input = dia_io::hub::resolve(&input)?;
             match kind {
                 Kind::Encoder => convert::encoder(&input, &output),
                 Kind::Ddpm => convert::ddpm(&input, &output, image_size),

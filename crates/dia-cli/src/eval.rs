@@ -9,7 +9,6 @@ use dia_contrastive::TrainConfig;
 use dia_eval::report::table;
 use dia_eval::{statistics_path, ScoreKind, TtaConfig};
 use dia_pipeline::{evaluate_checkpoint, EvalOptions, Scorer};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
 
@@ -49,16 +48,6 @@ pub(crate) struct EvalArgs {
     device: crate::device::DeviceArgs,
 }
 
-pub(crate) fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>15} [{bar:30}] {pos}/{len} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 pub(crate) fn eval(args: EvalArgs) -> Result<()> {
     let (cfg_path, ckpt, default_out) = match (&args.run, &args.checkpoint, &args.config) {
         (Some(run), _, _) => (
@@ -73,7 +62,7 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
         ),
         _ => bail!("give --run RUN_DIR, or --checkpoint E --config C.yaml"),
     };
-    let cfg: TrainConfig = crate::train::read_config(&cfg_path)?;
+    let cfg = dia_pipeline::run::read_config(&cfg_path, TrainConfig::validate)?;
     let out_dir = args.output.clone().unwrap_or(default_out);
     let tta = TtaConfig {
         ood_samples: args.ood_samples,
@@ -84,14 +73,13 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
         seed: args.seed,
     };
     let device = args.device.open()?;
-    let bar = progress_bar();
+    let bar = Bar::new("{prefix:>15} [{bar:30}] {pos}/{len} ({eta})");
     let opts = EvalOptions {
         score: args.score,
         tta,
     };
-    let (report, files) =
-        evaluate_checkpoint(&cfg, &ckpt, &out_dir, opts, &device, &Bar(bar.clone()))?;
-    bar.finish_and_clear();
+    let (report, files) = evaluate_checkpoint(&cfg, &ckpt, &out_dir, opts, &device, &bar)?;
+    bar.finish();
     print!("{}", table(&report));
     for f in files {
         println!("wrote {}", f.display());
@@ -133,24 +121,24 @@ pub(crate) fn predict(args: PredictArgs) -> Result<()> {
         .score(&x, &sources)
         .with_context(|| args.input.display().to_string())?;
     let threshold = match (args.threshold, args.fpr) {
+        (Some(t), _) if !t.is_finite() => bail!("--threshold {t}: must be a finite number"),
         (Some(t), _) => Some(t),
         (None, Some(f)) => Some(scorer.threshold_at_fpr(f)?),
         (None, None) => None,
     };
-    let mut csv = String::from(if threshold.is_some() {
-        "source,score,prediction\n"
+    let header: &[&str] = if threshold.is_some() {
+        &["source", "score", "prediction"]
     } else {
-        "source,score\n"
-    });
-    for (s, v) in sources.iter().zip(&scores) {
-        match threshold {
-            Some(t) => csv.push_str(&format!(
-                "{s},{v},{}\n",
-                if *v < t { "anomalous" } else { "normal" }
-            )),
-            None => csv.push_str(&format!("{s},{v}\n")),
+        &["source", "score"]
+    };
+    let rows = sources.iter().zip(&scores).map(|(s, v)| {
+        let mut row = vec![s.clone(), v.to_string()];
+        if let Some(t) = threshold {
+            row.push(if *v < t { "anomalous" } else { "normal" }.to_string());
         }
-    }
+        row
+    });
+    let csv = dia_io::csv::to_csv(header, rows);
     match &args.output {
         Some(p) => {
             dia_io::atomic::write_atomic(p, |f| std::io::Write::write_all(f, csv.as_bytes()))

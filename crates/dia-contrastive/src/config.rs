@@ -151,7 +151,47 @@ impl TrainConfig {
                 Err("epochs, batch_size and save_every must be positive".into())
             }
             _ if self.max_iterations_per_epoch == Some(0) => Err("max_iterations_per_epoch must be positive".into()),
-            _ => Ok(()),
+            _ => self.validate_ranges(),
         }
+    }
+
+    /// The numeric fields' ranges, each error naming the key and the allowed range.
+    fn validate_ranges(&self) -> Result<(), String> {
+        const MAX_SIDE: usize = dia_data::MAX_IMAGE_SIZE;
+        for (key, v) in [
+            ("image_size", self.image_size),
+            ("resize_to_constant", self.resize_to_constant),
+        ] {
+            if let Some(v) = v.filter(|v| !(1..=MAX_SIDE).contains(v)) {
+                return Err(format!("{key}: {v} is outside 1..={MAX_SIDE}"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("lr: {} must be finite and positive", self.lr));
+        }
+        if !(self.warmup_multiplier.is_finite() && self.warmup_multiplier >= 1.0) {
+            return Err(format!(
+                "warmup_multiplier: {} must be finite and at least 1",
+                self.warmup_multiplier
+            ));
+        }
+        if !(1..=99).contains(&self.kernel_size) {
+            return Err(format!(
+                "kernel_size: {} is outside 1..=99",
+                self.kernel_size
+            ));
+        }
+        if !(1..=4096).contains(&self.encoder.width) {
+            return Err(format!(
+                "encoder.width: {} is outside 1..=4096",
+                self.encoder.width
+            ));
+        }
+        if let Some(d) = &self.diffusion {
+            d.dissolver
+                .validate()
+                .map_err(|e| format!("diffusion.{e}"))?;
+        }
+        Ok(())
     }
 }

@@ -112,7 +112,13 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 pub const TRAIN_FILE: &str = "last.train.safetensors";
 const STATE_KEY: &str = dia_io::keys::RUN_STATE;
 
-fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState) -> Result<()> {
+fn write_train_file(
+    path: &Path,
+    model: &ResNet18,
+    lars: &Lars,
+    state: &RunState,
+    fingerprint: &str,
+) -> Result<()> {
     let entries: Vec<(String, Tensor)> = model
         .state_dict()?
         .into_iter()
@@ -132,6 +138,10 @@ fn write_train_file(path: &Path, model: &ResNet18, lars: &Lars, state: &RunState
             dia_encoder::checkpoint::CONFIG_KEY.to_string(),
             serde_json::to_string(&model.config()).map_err(|e| run_err(path, e))?,
         ),
+        (
+            keys::CONFIG_FINGERPRINT.to_string(),
+            fingerprint.to_string(),
+        ),
     ]);
     Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
@@ -143,7 +153,9 @@ type TrainParts = (
     HashMap<String, Tensor>,
 );
 
-fn read_train_file(path: &Path) -> Result<TrainParts> {
+/// Reads the resume file, refusing one written under another config than `fingerprint`'s
+/// (a file copied from another run, or a config.yaml edited since).
+fn read_train_file(path: &Path, fingerprint: &str) -> Result<TrainParts> {
     // Decoded in host memory; the model builder and the optimiser move them to their device.
     let (tensors, meta) = dia_io::load_safetensors(path, &Device::Cpu)?;
     let get = |k: &str| {
@@ -154,6 +166,17 @@ fn read_train_file(path: &Path) -> Result<TrainParts> {
             )
         })
     };
+    let written_under = get(keys::CONFIG_FINGERPRINT)?;
+    if written_under != fingerprint {
+        return Err(run_err(
+            path,
+            format!(
+                "written under another config (fingerprint {written_under}) than the run's \
+                 config.yaml (fingerprint {fingerprint}): it belongs to another run, or the \
+                 config was edited; refusing to resume"
+            ),
+        ));
+    }
     let state: RunState = serde_json::from_str(get(STATE_KEY)?).map_err(|e| run_err(path, e))?;
     let enc: EncoderConfig = serde_json::from_str(get(dia_encoder::checkpoint::CONFIG_KEY)?)
         .map_err(|e| run_err(path, e))?;
@@ -195,7 +218,8 @@ pub fn train(
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary> {
     cfg.validate().map_err(Error::Config)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| run_err(run_dir, e))?;
+    // Held until training returns: a second process on this run is refused (issue #19).
+    let _lock = dia_io::run::RunLock::acquire(run_dir)?;
     let dev = device.clone();
     let size = cfg.image_size.map(|s| (s, s));
     let train_set: Arc<dyn Dataset> = cfg.data.open(Split::Train, size)?;
@@ -216,10 +240,15 @@ pub fn train(
     };
     let mut lars = Lars::new(LarsConfig::default());
     if opts.resume {
+        dia_io::run::check_resumable(run_dir, TRAIN_FILE)?;
         dia_io::run::remove_stale_temporaries(run_dir)?;
+    } else {
+        dia_io::run::check_new_run(run_dir, "last.safetensors")?;
     }
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let fingerprint = dia_io::fingerprint(&yaml);
     let (model, mut state, mut metrics) = if opts.resume {
-        let (state, enc, weights, buffers) = read_train_file(&train_path)?;
+        let (state, enc, weights, buffers) = read_train_file(&train_path, &fingerprint)?;
         let model = ResNet18::new(enc, Source::Tensors(&weights), &dev)
             .map_err(|e| run_err(&train_path, e))?;
         lars.import(model.vars(), &buffers)?;
@@ -242,7 +271,6 @@ pub fn train(
             Vec::new(),
         )
     };
-    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
     write_text(&run_dir.join("config.yaml"), &yaml)?;
 
     let dissolver = match cfg.mode {
@@ -318,11 +346,12 @@ pub fn train(
                     serde_json::to_string(&cfg.image_size).unwrap_or_default(),
                 ),
                 (keys::EPOCH.to_string(), epoch.to_string()),
+                (keys::CONFIG_FINGERPRINT.to_string(), fingerprint.clone()),
             ]);
             // Metrics first (rows past the checkpoint are dropped on resume), then the resume
             // file, then the encoder for users: a kill between any two leaves a consistent run.
             dia_io::run::write_metrics(&metrics_path, HEADER, &metrics)?;
-            write_train_file(&train_path, &model, &lars, &state)?;
+            write_train_file(&train_path, &model, &lars, &state, &fingerprint)?;
             save_checkpoint(&model, &ckpt, &meta)?;
         }
         if opts.stop_after_epochs == Some(run_epochs) {

@@ -195,3 +195,118 @@ impl fmt::Display for CheckReport {
         }
     }
 }
+
+/// The splits of an array dataset (an IDX folder or a `.npz` file) as [`check_dataset`]
+/// found them.
+#[derive(Debug)]
+pub struct ArrayCheck {
+    /// The file or folder checked.
+    pub root: PathBuf,
+    /// Per split: its name and either (images, (height, width), count per class) or why it is
+    /// absent or unreadable.
+    pub splits: Vec<(String, std::result::Result<ArraySplit, String>)>,
+    /// Whether every problem is only an absent optional split.
+    ok: bool,
+}
+
+/// One readable split of an array dataset.
+#[derive(Debug)]
+pub struct ArraySplit {
+    /// (height, width).
+    pub size: (usize, usize),
+    /// (class, images) in label order.
+    pub counts: Vec<(String, usize)>,
+}
+
+/// What `dia data check` reports: an image folder or an array dataset.
+#[derive(Debug)]
+pub enum DatasetCheck {
+    /// An image folder.
+    Folder(CheckReport),
+    /// An IDX folder or a `.npz` file.
+    Arrays(ArrayCheck),
+}
+
+impl DatasetCheck {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        match self {
+            Self::Folder(r) => r.is_ok(),
+            Self::Arrays(a) => a.ok,
+        }
+    }
+}
+
+/// Checks a dataset as `dia data check` does: an image folder is decoded file by file
+/// ([`check_folder`]); an IDX folder or a `.npz` file is validated by its reader (header,
+/// sizes, labels) for every split. The train and test splits must be there; val may be
+/// absent; half a split (images without labels) is a problem.
+pub fn check_dataset(path: &Path) -> Result<DatasetCheck> {
+    if !crate::source::is_array_dataset(path) {
+        return Ok(DatasetCheck::Folder(check_folder(path)?));
+    }
+    let mut ok = true;
+    let mut splits = Vec::new();
+    for split in [crate::Split::Train, crate::Split::Val, crate::Split::Test] {
+        let found = match crate::source::open_array(path, split) {
+            Ok(ds) => {
+                let labels = ds.labels();
+                let counts = ds
+                    .classes()
+                    .iter()
+                    .enumerate()
+                    .map(|(c, class)| (class.clone(), labels.iter().filter(|&&l| l == c).count()))
+                    .collect();
+                Ok(ArraySplit {
+                    size: ds.image_size(),
+                    counts,
+                })
+            }
+            Err(crate::Error::Layout { msg, .. }) => {
+                ok &= split == crate::Split::Val;
+                Err(format!("absent ({msg})"))
+            }
+            Err(e) => {
+                ok = false;
+                Err(e.to_string())
+            }
+        };
+        splits.push((split.name().to_string(), found));
+    }
+    Ok(DatasetCheck::Arrays(ArrayCheck {
+        root: path.to_path_buf(),
+        splits,
+        ok,
+    }))
+}
+
+impl fmt::Display for DatasetCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = match self {
+            Self::Folder(r) => return write!(f, "{r}"),
+            Self::Arrays(a) => a,
+        };
+        writeln!(f, "{}", a.root.display())?;
+        for (name, split) in &a.splits {
+            match split {
+                Ok(s) => {
+                    let n: usize = s.counts.iter().map(|c| c.1).sum();
+                    writeln!(f, "  {name}: {n} images of {}x{}", s.size.1, s.size.0)?;
+                    for (class, count) in &s.counts {
+                        writeln!(f, "    {class:<24} {count:>7}")?;
+                    }
+                }
+                Err(msg) => writeln!(f, "  {name}: {msg}")?,
+            }
+        }
+        write!(
+            f,
+            "{}",
+            if a.ok {
+                "no problems found"
+            } else {
+                "problems found"
+            }
+        )
+    }
+}

@@ -73,12 +73,29 @@ pub fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Sorted subfolders of `dir`.
+/// Whether the entry `path` (of type `ft`, not followed) is a folder, following a symbolic
+/// link. A link that cannot be followed (dangling, or a loop) is an error, never skipped: a
+/// class or an image would otherwise silently go missing.
+fn follows_to_dir(path: &Path, ft: std::fs::FileType) -> Result<bool> {
+    if !ft.is_symlink() {
+        return Ok(ft.is_dir());
+    }
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) => Err(layout_err(
+            path,
+            format!("a symbolic link that cannot be followed (dangling or a loop): {e}"),
+        )),
+    }
+}
+
+/// Sorted subfolders of `dir`, symbolic links to folders included.
 pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
-        if entry.file_type().map_err(io_err(dir))?.is_dir() {
+        let ft = entry.file_type().map_err(io_err(dir))?;
+        if follows_to_dir(&entry.path(), ft)? {
             out.push(entry.path());
         }
     }
@@ -86,30 +103,66 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Sorted image files directly inside `dir`.
+/// Sorted image files directly inside `dir` (symbolic links to files followed). An entry with
+/// an image name that is not a readable file (a dangling link, a loop, a folder named `x.png`)
+/// is an error.
 pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let path = entry.map_err(io_err(dir))?.path();
-        if path.is_file() && is_image(&path) {
-            out.push(path);
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        if !is_image(&path) {
+            continue;
         }
+        let ft = entry.file_type().map_err(io_err(dir))?;
+        if follows_to_dir(&path, ft)? {
+            return Err(layout_err(&path, "a folder with an image's name"));
+        }
+        out.push(path);
     }
     out.sort();
     Ok(out)
 }
 
-/// Every image under `dir`, recursively, sorted by path.
+/// Every image under `dir`, recursively (symbolic links to folders followed, loops refused),
+/// sorted by path. `dir` may also be a single image file.
 pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    if dir.is_file() && is_image(dir) {
+        return Ok(vec![dir.to_path_buf()]);
+    }
     if !dir.is_dir() {
-        return Err(layout_err(dir, "not a folder"));
+        return Err(layout_err(
+            dir,
+            "not a folder or an image file (.png/.jpg/.jpeg)",
+        ));
     }
-    let mut out = image_files(dir)?;
-    for sub in subdirs(dir)? {
-        out.extend(find_images(&sub)?);
-    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    find_into(dir, &mut seen, &mut out)?;
     out.sort();
     Ok(out)
+}
+
+fn find_into(
+    dir: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(io_err(dir))?;
+    if !seen.insert(canonical.clone()) {
+        return Err(layout_err(
+            dir,
+            format!(
+                "the folder {} is reached twice (a symbolic link loop or a second link to it)",
+                canonical.display()
+            ),
+        ));
+    }
+    out.extend(image_files(dir)?);
+    for sub in subdirs(dir)? {
+        find_into(&sub, seen, out)?;
+    }
+    Ok(())
 }
 
 fn folder_name(p: &Path) -> String {

@@ -108,7 +108,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .filter(|&n| n <= MAX_IDX_BYTES)
         .ok_or_else(|| format_err(path, format!("IDX dimensions {dims:?} are too large")))?;
-    let mut data = Vec::with_capacity(len as usize);
+    // The header is untrusted: reserve at most 64 MiB up front, grow as the data arrives.
+    let mut data = Vec::with_capacity(len.min(64 << 20) as usize);
     (&mut r).take(len).read_to_end(&mut data).map_err(corrupt)?;
     if (data.len() as u64) < len {
         return Err(format_err(

@@ -13,16 +13,27 @@ use crate::error::{format_err, io_err, Result};
 
 /// Decodes an image file to 8-bit RGB. A missing, unreadable or corrupt file is an error that
 /// names it.
+///
+/// A truncated JPEG is refused (the decoder would pad it silently), and images whose header
+/// claims more than [`MAX_DECODED_SIDE`] pixels a side are refused before they are decoded.
 pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
-    let reader = ImageReader::open(path)
-        .map_err(io_err(path))?
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    crate::jpeg::check_complete(&bytes).map_err(|msg| format_err(path, msg))?;
+    let mut reader = ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(io_err(path))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DECODED_SIDE);
+    limits.max_image_height = Some(MAX_DECODED_SIDE);
+    reader.limits(limits);
     let img = reader
         .decode()
         .map_err(|e| format_err(path, format!("cannot decode image: {e}")))?;
     Ok(img.to_rgb8())
 }
+
+/// The largest side of an image file [`decode_rgb`] decodes (a 16384² RGB image is 800 MB).
+pub const MAX_DECODED_SIDE: u32 = 16384;
 
 /// Resizes (when `size` differs) and converts an RGB image to f32 CHW in [0, 1].
 pub fn rgb_to_chw(img: &RgbImage, size: Option<(usize, usize)>) -> Vec<f32> {

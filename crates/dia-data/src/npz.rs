@@ -1,14 +1,38 @@
 //! MedMNIST `.npz` files: `{train,val,test}_images` (N×H×W or N×H×W×3, uint8) and
-//! `{train,val,test}_labels` (N or N×1), read with `candle_core::npy`.
+//! `{train,val,test}_labels` (N or N×1), stored or deflate-compressed, each member parsed by
+//! [`crate::npy`] with its sizes checked before allocation.
 
 use std::path::Path;
 
-use candle_core::npy::NpzTensors;
-use candle_core::DType;
-
 use crate::dataset::ArrayDataset;
 use crate::error::{format_err, layout_err, Result};
+use crate::npy::{self, NpyType};
 use crate::split::Split;
+
+/// The `.npy` members of a `.npz` file that [`read_npz_split`] reads, by name (without
+/// `.npy`): stored or deflate-compressed (`np.savez` and `np.savez_compressed`).
+pub fn read_npz_members(path: &Path, names: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+    let file = std::fs::File::open(path).map_err(crate::error::io_err(path))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| format_err(path, format!("not a readable .npz (zip) file: {e}")))?;
+    names
+        .iter()
+        .map(|name| {
+            let mut entry = match zip.by_name(&format!("{name}.npy")) {
+                Ok(e) => e,
+                Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+                Err(e) => return Err(format_err(path, format!("cannot read array {name:?}: {e}"))),
+            };
+            // The declared size bounds what is read (a deflate stream that inflates past it is
+            // cut there and then fails the .npy size check); it is only a capacity hint.
+            let declared = entry.size();
+            let mut bytes = Vec::with_capacity(declared.min(1 << 30) as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, declared), &mut bytes)
+                .map_err(|e| format_err(path, format!("cannot read array {name:?}: {e}")))?;
+            Ok(Some(bytes))
+        })
+        .collect()
+}
 
 /// Reads one split of a MedMNIST-style `.npz` file.
 pub fn read_npz_split(
@@ -20,43 +44,57 @@ pub fn read_npz_split(
     if !path.is_file() {
         return Err(layout_err(path, "file not found"));
     }
-    let npz = NpzTensors::new(path)
-        .map_err(|e| format_err(path, format!("not a readable .npz file: {e}")))?;
-    let get = |key: String| -> Result<candle_core::Tensor> {
-        npz.get(&key)
-            .map_err(|e| format_err(path, format!("cannot read array {key:?}: {e}")))?
-            .ok_or_else(|| {
-                layout_err(
-                    path,
-                    format!("no array {key:?} (split {:?} missing)", split.name()),
-                )
-            })
+    let (images_key, labels_key) = (
+        format!("{}_images", split.name()),
+        format!("{}_labels", split.name()),
+    );
+    let members = read_npz_members(path, &[&images_key, &labels_key])?;
+    let (images, labels) = match (&members[0], &members[1]) {
+        (Some(i), Some(l)) => (i, l),
+        (None, None) => {
+            return Err(layout_err(
+                path,
+                format!(
+                    "no arrays {images_key:?} and {labels_key:?} (split {:?} missing)",
+                    split.name()
+                ),
+            ))
+        }
+        // Half a split is a broken file, not an absent split.
+        (Some(_), None) => {
+            return Err(format_err(
+                path,
+                format!("{images_key:?} without {labels_key:?}"),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(format_err(
+                path,
+                format!("{labels_key:?} without {images_key:?}"),
+            ))
+        }
     };
-    let images = get(format!("{}_images", split.name()))?;
-    let labels = get(format!("{}_labels", split.name()))?;
-    if images.dtype() != DType::U8 {
+    let images = npy::parse(images, path)?;
+    let labels = npy::parse(labels, path)?;
+    if images.dtype != NpyType::U8 {
         return Err(format_err(
             path,
-            format!("images are {:?}, expected uint8", images.dtype()),
+            format!("{images_key} are {:?}, expected uint8", images.dtype),
         ));
     }
-    let (n, h, w, c) = match *images.dims() {
+    let (n, h, w, c) = match *images.shape {
         [n, h, w] => (n, h, w, 1),
         [n, h, w, c] => (n, h, w, c),
-        ref d => return Err(format_err(path, format!("images have shape {d:?}"))),
+        ref d => return Err(format_err(path, format!("{images_key} have shape {d:?}"))),
     };
-    let label_values: Vec<i64> = labels
-        .to_dtype(DType::I64)
-        .and_then(|l| l.flatten_all())
-        .and_then(|l| l.to_vec1::<i64>())
-        .map_err(|e| format_err(path, format!("cannot read labels: {e}")))?;
+    let label_values = labels.to_i64()?;
     if label_values.len() != n {
         return Err(format_err(
             path,
             format!(
                 "{} labels for {n} images (labels shape {:?})",
                 label_values.len(),
-                labels.dims()
+                labels.shape
             ),
         ));
     }
@@ -66,9 +104,5 @@ pub fn read_npz_split(
     let labels: Vec<usize> = label_values.iter().map(|&l| l as usize).collect();
     let n_classes = labels.iter().max().map_or(0, |m| m + 1);
     let classes = classes.unwrap_or_else(|| (0..n_classes).map(|i| i.to_string()).collect());
-    let pixels = images
-        .flatten_all()
-        .and_then(|t| t.to_vec1::<u8>())
-        .map_err(|e| format_err(path, format!("cannot read images: {e}")))?;
-    ArrayDataset::new(path, pixels, (n, h, w, c), labels, classes, size)
+    ArrayDataset::new(path, images.to_u8()?, (n, h, w, c), labels, classes, size)
 }

@@ -167,3 +167,23 @@ pub fn open_idx(
         size,
     )
 }
+
+/// Whether `path` is an array dataset: a `.npz` file or a folder holding MNIST-named IDX files.
+pub fn is_array_dataset(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "npz")
+        || ["train", "t10k"].iter().any(|p| {
+            ["", ".gz"]
+                .iter()
+                .any(|ext| path.join(format!("{p}-images-idx3-ubyte{ext}")).is_file())
+        })
+}
+
+/// Opens one split of an array dataset ([`is_array_dataset`]) with its own class names and
+/// image size.
+pub fn open_array(path: &Path, split: Split) -> Result<Box<dyn crate::Dataset>> {
+    if path.extension().is_some_and(|e| e == "npz") {
+        Ok(Box::new(crate::read_npz_split(path, split, None, None)?))
+    } else {
+        Ok(Box::new(open_idx(path, split, None, None)?))
+    }
+}

@@ -251,7 +251,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(GaussianDiffusio
 /// Loads a DDPM from either format, by extension: `.safetensors`, or a PyTorch file. An
 /// `hf://OWNER/REPO/FILE` path is fetched from the Hub first (dia-data's `hub` feature).
 pub fn load_any(path: &Path, device: &Device) -> Result<(GaussianDiffusion, DdpmMeta)> {
-    let resolved = dia_data::hub::resolve(&path.to_string_lossy())?;
+    let resolved = dia_io::hub::resolve(&path.to_string_lossy())?;
     let path = resolved.as_path();
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => load_checkpoint(path, device),

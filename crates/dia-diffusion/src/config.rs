@@ -129,6 +129,50 @@ impl DdpmConfig {
         if !(self.lr > 0.0 && self.max_grad_norm > 0.0) {
             return Err("lr and max_grad_norm must be positive".into());
         }
+        self.validate_ranges()
+    }
+
+    /// The numeric fields' ranges, each error naming the key and the allowed range.
+    fn validate_ranges(&self) -> Result<(), String> {
+        // A 1024² DDPM batch is already tens of GB of activations; larger is a typo.
+        if self.image_size > 1024 {
+            return Err(format!(
+                "image_size: {} is outside 1..=1024",
+                self.image_size
+            ));
+        }
+        if self.timesteps > 100_000 {
+            return Err(format!(
+                "timesteps: {} is outside 2..=100000",
+                self.timesteps
+            ));
+        }
+        if !(self.lr.is_finite() && self.max_grad_norm.is_finite()) {
+            return Err("lr and max_grad_norm must be finite".into());
+        }
+        for (key, b) in [
+            ("adam_betas.0", self.adam_betas.0),
+            ("adam_betas.1", self.adam_betas.1),
+        ] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("{key}: {b} is outside [0, 1)"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.ema_decay) {
+            return Err(format!("ema_decay: {} is outside [0, 1]", self.ema_decay));
+        }
+        if self.num_samples > 1024 {
+            return Err(format!(
+                "num_samples: {} is outside 0..=1024",
+                self.num_samples
+            ));
+        }
+        if 2 * self.pad >= self.image_size {
+            return Err(format!(
+                "pad: {} must leave an image inside image_size {}",
+                self.pad, self.image_size
+            ));
+        }
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{save_tensors, state_dict, DdpmMeta};
 use crate::config::DdpmConfig;
 use crate::diffusion::{randn_like, GaussianDiffusion};
-use crate::error::{io_err, Error, Result};
+use crate::error::{Error, Result};
 use crate::optim::{clip_grad_norm, Adam, Ema};
 use crate::sample::ddim_sample;
 use crate::schedule::Schedule;
@@ -92,6 +92,7 @@ fn write_run_checkpoint(
     path: &Path,
     state: &RunState,
     parts: [&BTreeMap<String, Tensor>; 3],
+    fingerprint: &str,
 ) -> Result<()> {
     let mut all: BTreeMap<String, Tensor> = BTreeMap::new();
     for (prefix, part) in PARTS.iter().zip(parts) {
@@ -104,13 +105,25 @@ fn write_run_checkpoint(
         msg: e.to_string(),
     })?;
     let entries: Vec<(String, Tensor)> = all.into_iter().collect();
-    let meta = BTreeMap::from([(STATE_KEY.to_string(), state)]);
+    let meta = BTreeMap::from([
+        (STATE_KEY.to_string(), state),
+        (
+            dia_io::keys::CONFIG_FINGERPRINT.to_string(),
+            fingerprint.to_string(),
+        ),
+    ]);
     Ok(dia_io::save_safetensors(path, &entries, &meta)?)
 }
 
 type RunParts = [BTreeMap<String, Tensor>; 3];
 
-fn read_run_checkpoint(path: &Path, dev: &Device) -> Result<(RunState, RunParts)> {
+/// Reads the resume checkpoint, refusing one written under another config than
+/// `fingerprint`'s (copied from another run, or config.yaml edited since).
+fn read_run_checkpoint(
+    path: &Path,
+    dev: &Device,
+    fingerprint: &str,
+) -> Result<(RunState, RunParts)> {
     let ckpt_err = |msg: String| Error::Checkpoint {
         path: path.to_path_buf(),
         msg,
@@ -123,6 +136,16 @@ fn read_run_checkpoint(path: &Path, dev: &Device) -> Result<(RunState, RunParts)
     })?;
     let state: RunState =
         serde_json::from_str(json).map_err(|e| ckpt_err(format!("bad {STATE_KEY}: {e}")))?;
+    let written_under = meta
+        .get(dia_io::keys::CONFIG_FINGERPRINT)
+        .map_or("none", String::as_str);
+    if written_under != fingerprint {
+        return Err(ckpt_err(format!(
+            "written under another config (fingerprint {written_under}) than the run's \
+             config.yaml (fingerprint {fingerprint}): it belongs to another run, or the config \
+             was edited; refusing to resume"
+        )));
+    }
     let mut parts: RunParts = Default::default();
     for (k, v) in tensors {
         match PARTS.iter().position(|p| k.starts_with(p)) {
@@ -181,7 +204,8 @@ pub fn train(
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary> {
     cfg.validate().map_err(Error::Config)?;
-    std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+    // Held until training returns: a second process on this run is refused (issue #19).
+    let _lock = dia_io::run::RunLock::acquire(run_dir)?;
     let dev = device.clone();
     let size = cfg.image_size;
     let data: Arc<dyn Dataset> = if cfg.pad > 0 {
@@ -210,9 +234,15 @@ pub fn train(
     let schedule = Schedule::cosine(cfg.timesteps);
 
     let mut adam = Adam::new(cfg.lr, cfg.adam_betas);
+    if !opts.resume {
+        dia_io::run::check_new_run(run_dir, "model.safetensors")?;
+    }
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let fingerprint = dia_io::fingerprint(&yaml);
     let (init, mut shadow, mut state, mut metrics, moments) = if opts.resume {
+        dia_io::run::check_resumable(run_dir, "checkpoint.safetensors")?;
         dia_io::run::remove_stale_temporaries(run_dir)?;
-        let (state, parts) = read_run_checkpoint(&ckpt_path, &dev)?;
+        let (state, parts) = read_run_checkpoint(&ckpt_path, &dev, &fingerprint)?;
         let rows = dia_io::run::metrics_upto(&metrics_path, state.steps_done)?;
         let [model, ema, moments] = parts;
         (model, ema, state, rows, Some(moments))
@@ -240,7 +270,6 @@ pub fn train(
         let m: HashMap<String, Tensor> = m.into_iter().collect();
         adam.import(&vars, &m, state.adam_steps)?;
     }
-    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
     write_text(&run_dir.join("config.yaml"), &yaml)?;
 
     let save = |state: &RunState,
@@ -263,6 +292,7 @@ pub fn train(
             &ckpt_path,
             &st,
             [&raw, shadow, &moments.into_iter().collect()],
+            &fingerprint,
         )?;
         let meta = |ema| DdpmMeta {
             unet: cfg.unet.clone(),
@@ -360,7 +390,14 @@ pub fn train(
         }
     }
     let tenth = (losses.len() / 10).max(1);
-    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    // NaN when no step ran in this invocation (a finished run resumed).
+    let mean = |s: &[f64]| {
+        if s.is_empty() {
+            f64::NAN
+        } else {
+            s.iter().sum::<f64>() / s.len() as f64
+        }
+    };
     Ok(TrainSummary {
         steps_done: state.steps_done,
         first_loss: mean(&losses[..tenth.min(losses.len())]),

@@ -62,6 +62,12 @@ impl UnetConfig {
                 "unet: dim, dim_mults, channels and groups must be non-zero: {self:?}"
             )));
         }
+        if self.dim_mults.contains(&0) {
+            return Err(Error::Config(format!(
+                "unet.dim_mults: every multiplier must be at least 1, got {:?}",
+                self.dim_mults
+            )));
+        }
         if !self.dim.is_multiple_of(2) || self.dim < 4 {
             return Err(Error::Config(format!(
                 "unet: dim {} must be even and at least 4 (sinusoidal embedding)",

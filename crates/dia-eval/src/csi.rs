@@ -8,6 +8,15 @@
 //!
 //! — higher is more normal. The `simclr` score of the reference's ablations is the same with
 //! `w_sim = 1`, `w_shi = 0`.
+//!
+//! The reference's `w_shi` explodes and changes sign when the mean right-shift logit of the
+//! training normals is near zero or negative: the shift term then *rewards* a wrong shift
+//! prediction and the score can invert (issue #19: a blur-all-views DIA model got
+//! `w_shi = (−21.6, 0.46, 0.65, 0.68)` and a pooled AUROC of 0.30).
+//! [`CsiStatistics::weight_warnings`] says so. [`ScoreKind::CsiRobust`] is the documented
+//! alternative: `w_shi[k] = 1/(std ℓ̄ₖ[k] + 1e-8)`, the spread of the right-shift logit
+//! instead of its mean. It is positive whatever the logits' sign, so a higher right-shift
+//! logit always counts as more normal, and it does not explode when the mean crosses zero.
 
 use std::str::FromStr;
 
@@ -34,6 +43,10 @@ pub enum ScoreKind {
     Csi,
     /// Nearest-neighbour cosine × norm only (`--ood_score simclr`).
     Simclr,
+    /// The CSI score with `w_shi[k] = 1/std ℓ̄ₖ[k]` (not the reference; see the module
+    /// docs): never negative, so the shift term cannot invert the score.
+    #[serde(rename = "csi_robust")]
+    CsiRobust,
 }
 
 impl FromStr for ScoreKind {
@@ -42,8 +55,9 @@ impl FromStr for ScoreKind {
         match s.to_ascii_lowercase().as_str() {
             "csi" => Ok(ScoreKind::Csi),
             "simclr" => Ok(ScoreKind::Simclr),
+            "csi_robust" | "csi-robust" => Ok(ScoreKind::CsiRobust),
             _ => Err(Error::Invalid(format!(
-                "unknown score {s:?}; expected CSI or simclr"
+                "unknown score {s:?}; expected csi, csi_robust or simclr"
             ))),
         }
     }
@@ -75,6 +89,9 @@ pub struct CsiStatistics {
     axes: Vec<(Vec<f64>, usize)>,
     w_sim: Vec<f64>,
     w_shi: Vec<f64>,
+    /// Per shift: the mean right-shift logit of the training normals (empty in statistics
+    /// files written before it was stored).
+    mean_logit: Vec<f64>,
 }
 
 fn dims(f: &ShiftFeatures, k: usize, shifts: usize) -> Result<(usize, usize)> {
@@ -135,6 +152,7 @@ impl CsiStatistics {
             return Err(Error::Invalid("no shift features".into()));
         }
         let (mut axes, mut w_sim, mut w_shi) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mean_logits = Vec::new();
         for (k, f) in train.iter().enumerate() {
             let (m, d) = dims(f, k, shifts)?;
             if m == 0 {
@@ -148,9 +166,13 @@ impl CsiStatistics {
                 row.iter_mut().for_each(|v| *v /= norm + 1e-8);
             }
             let mean_norm = norm_sum / m as f64;
-            let mean_logit = column(&f.shift, k)?.iter().sum::<f64>() / m as f64;
+            let logits = column(&f.shift, k)?;
+            let mean_logit = logits.iter().sum::<f64>() / m as f64;
+            let std_logit =
+                (logits.iter().map(|l| (l - mean_logit).powi(2)).sum::<f64>() / m as f64).sqrt();
             let (ws, wh) = match kind {
                 ScoreKind::Csi => (1.0 / mean_norm, 1.0 / mean_logit),
+                ScoreKind::CsiRobust => (1.0 / mean_norm, 1.0 / (std_logit + 1e-8)),
                 ScoreKind::Simclr => (1.0, 0.0),
             };
             if !ws.is_finite() || !wh.is_finite() {
@@ -161,12 +183,14 @@ impl CsiStatistics {
             axes.push((z, d));
             w_sim.push(ws);
             w_shi.push(wh);
+            mean_logits.push(mean_logit);
         }
         Ok(Self {
             kind,
             axes,
             w_sim,
             w_shi,
+            mean_logit: mean_logits,
         })
     }
 
@@ -268,6 +292,12 @@ impl CsiStatistics {
         }
         out.push(("w_sim".into(), Tensor::new(self.w_sim.as_slice(), &dev)?));
         out.push(("w_shi".into(), Tensor::new(self.w_shi.as_slice(), &dev)?));
+        if !self.mean_logit.is_empty() {
+            out.push((
+                "mean_logit".into(),
+                Tensor::new(self.mean_logit.as_slice(), &dev)?,
+            ));
+        }
         Ok((out, self.kind))
     }
 
@@ -296,11 +326,16 @@ impl CsiStatistics {
             let (_, d) = t.dims2()?;
             axes.push((host(t)?, d));
         }
+        let mean_logit = match tensors.get("mean_logit") {
+            Some(t) => host(t)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             kind,
             axes,
             w_sim,
             w_shi,
+            mean_logit,
         })
     }
 
@@ -320,5 +355,44 @@ impl CsiStatistics {
     /// `w_shi` per shift.
     pub fn w_shi(&self) -> &[f64] {
         &self.w_shi
+    }
+    /// The mean right-shift logit of the training normals per shift (empty for statistics
+    /// files written before it was stored).
+    pub fn mean_logit(&self) -> &[f64] {
+        &self.mean_logit
+    }
+
+    /// What is suspicious about the shift weights: a negative `w_shi` (the shift term then
+    /// rewards wrong shift predictions, and the score can invert) or one more than ten times
+    /// the median magnitude (a mean logit near zero). Empty when the weights look sound.
+    pub fn weight_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, &w) in self.w_shi.iter().enumerate() {
+            // The (lower) median magnitude of the other shifts' weights.
+            let mut others: Vec<f64> = (self.w_shi.iter().enumerate())
+                .filter(|(j, _)| *j != k)
+                .map(|(_, w)| w.abs())
+                .collect();
+            others.sort_by(f64::total_cmp);
+            let median = others
+                .get(others.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or(0.0);
+            let logit = self.mean_logit.get(k).map_or(String::new(), |l| {
+                format!(" (mean right-shift logit {l:.4})")
+            });
+            if w < 0.0 {
+                out.push(format!(
+                    "w_shi[{k}] = {w:.4} is negative{logit}: the shift term rewards wrong shift \
+                     predictions and can invert the score; compare with --score csi_robust"
+                ));
+            } else if median > 0.0 && w > 10.0 * median {
+                out.push(format!(
+                    "w_shi[{k}] = {w:.4} is over ten times the others' median {median:.4}{logit}: \
+                     this shift dominates the score; compare with --score csi_robust"
+                ));
+            }
+        }
+        out
     }
 }

@@ -175,6 +175,11 @@ pub struct StatisticsMeta {
     pub tta: TtaConfig,
     /// Side of the square images scored.
     pub image_size: Option<usize>,
+    /// SHA-256 of the checkpoint file the statistics were computed with: `dia predict` refuses
+    /// statistics that do not belong to the checkpoint beside them (issue #19). `None` in
+    /// files written before it was recorded.
+    #[serde(default)]
+    pub checkpoint_sha256: Option<String>,
 }
 
 const META_KEY: &str = dia_io::keys::CSI_STATISTICS;

@@ -36,20 +36,40 @@ pub struct Report {
     pub mean_class_auroc: f64,
     /// Seconds the evaluation took.
     pub seconds: f64,
+    /// The score's weights and what is suspicious about them (absent from older reports).
+    #[serde(default)]
+    pub weights: Option<ScoreWeights>,
+}
+
+/// The CSI weights an evaluation scored with (spec §6), with their warnings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreWeights {
+    /// `w_sim` per shift.
+    pub w_sim: Vec<f64>,
+    /// `w_shi` per shift.
+    pub w_shi: Vec<f64>,
+    /// The mean right-shift logit of the training normals per shift.
+    pub mean_shift_logit: Vec<f64>,
+    /// [`CsiStatistics::weight_warnings`](crate::CsiStatistics::weight_warnings).
+    pub warnings: Vec<String>,
+}
+
+impl ScoreWeights {
+    /// The weights of `stats`.
+    pub fn of(stats: &crate::CsiStatistics) -> Self {
+        Self {
+            w_sim: stats.w_sim().to_vec(),
+            w_shi: stats.w_shi().to_vec(),
+            mean_shift_logit: stats.mean_logit().to_vec(),
+            warnings: stats.weight_warnings(),
+        }
+    }
 }
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::File {
         path: path.to_path_buf(),
         msg: msg.to_string(),
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 
@@ -60,18 +80,19 @@ pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Ve
     let text = serde_json::to_string_pretty(report).map_err(|e| file_err(&json, e))?;
     dia_io::atomic::write_atomic(&json, |f| f.write_all(text.as_bytes()))?;
     let csv = dir.join("scores.csv");
-    let mut rows = String::from("source,label,class,normal,score\n");
-    for s in &eval.scores {
-        rows.push_str(&format!(
-            "{},{},{},{},{}\n",
-            csv_field(&s.source),
-            s.label,
-            csv_field(&s.class),
-            s.normal,
-            s.score
-        ));
-    }
-    dia_io::atomic::write_atomic(&csv, |f| f.write_all(rows.as_bytes()))?;
+    dia_io::csv::write_csv(
+        &csv,
+        &SCORES_HEADER,
+        eval.scores.iter().map(|s| {
+            [
+                s.source.clone(),
+                s.label.to_string(),
+                s.class.clone(),
+                s.normal.to_string(),
+                s.score.to_string(),
+            ]
+        }),
+    )?;
     let scores: Vec<f64> = eval.scores.iter().map(|s| s.score).collect();
     let normal: Vec<bool> = eval.scores.iter().map(|s| s.normal).collect();
     let roc = dir.join("roc.png");
@@ -90,38 +111,19 @@ pub fn write_report(dir: &Path, report: &Report, eval: &Evaluation) -> Result<Ve
     Ok(vec![json, csv, roc, hist])
 }
 
-/// The fields of one CSV line as [`csv_field`] writes them (quoted when they hold a comma, a
-/// quote or a newline; `""` for a quote inside quotes).
-fn csv_fields(line: &str) -> Vec<String> {
-    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
-}
+/// The columns of `scores.csv`.
+const SCORES_HEADER: [&str; 5] = ["source", "label", "class", "normal", "score"];
 
 /// Reads the `scores.csv` that [`write_report`] wrote: every test image with its score.
 pub fn read_scores(path: &Path) -> Result<Vec<Scored>> {
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
-    let mut lines = text.lines();
-    if lines.next() != Some("source,label,class,normal,score") {
+    let (header, rows) = dia_io::csv::read_csv(path)?;
+    if header != SCORES_HEADER {
         return Err(file_err(path, "not a scores.csv written by dia eval"));
     }
-    lines
+    rows.into_iter()
         .enumerate()
-        .map(|(i, line)| {
+        .map(|(i, f)| {
             let bad = |what: &str| file_err(path, format!("line {}: {what}", i + 2));
-            let f = csv_fields(line);
             let [source, label, class, normal, score] = f.as_slice() else {
                 return Err(bad("expected 5 fields"));
             };
@@ -162,22 +164,22 @@ pub fn table(report: &Report) -> String {
         "mean AUROC over classes: {:.4}\n",
         report.mean_class_auroc
     ));
-    t
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_round_trip_quoting() {
-        for s in ["plain", "a,b.png", "say \"hi\"", "x,\"y\",z", ""] {
-            let line = format!("{},1", csv_field(s));
-            assert_eq!(
-                csv_fields(&line),
-                [s.to_string(), "1".to_string()],
-                "{line}"
-            );
+    if let Some(w) = &report.weights {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        t.push_str(&format!(
+            "score weights: w_sim ({}), w_shi ({}); mean right-shift logits ({})\n",
+            list(&w.w_sim),
+            list(&w.w_shi),
+            list(&w.mean_shift_logit)
+        ));
+        for warning in &w.warnings {
+            t.push_str(&format!("WARNING: {warning}\n"));
         }
     }
+    t
 }

@@ -6,7 +6,21 @@ use std::path::Path;
 use crate::error::{io_err, Result};
 
 /// Writes `path` through `write`, so that a crash never leaves a half-written file: the data
-/// goes to `path.<pid>.tmp`, is synced, and is renamed over `path`.
+/// goes to `path.<pid>.tmp`, is synced, and is renamed over `path`. A read-only `path` is not
+/// replaced.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let p = dir.path().join("a.txt");
+/// dia_io::write_atomic(&p, |f| std::io::Write::write_all(f, b"one"))?;
+/// let mut perms = std::fs::metadata(&p)?.permissions();
+/// perms.set_readonly(true);
+/// std::fs::set_permissions(&p, perms)?;
+/// let e = dia_io::write_atomic(&p, |f| std::io::Write::write_all(f, b"two")).unwrap_err();
+/// assert!(e.to_string().contains("read-only"), "{e}");
+/// assert_eq!(std::fs::read(&p)?, b"one");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
@@ -24,6 +38,14 @@ pub fn write_atomic_path(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<()> {
+    // A rename replaces a read-only file as easily as any other: refuse what the user
+    // protected, as a plain write would.
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        return Err(io_err(path)(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the file is read-only; not replacing it",
+        )));
+    }
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp_name);

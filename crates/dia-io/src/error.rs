@@ -23,6 +23,45 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// Another process holds the directory's [`RunLock`](crate::run::RunLock).
+    #[error(
+        "{} is in use by another dia process ({holder}); wait for it to finish or use another directory",
+        dir.display()
+    )]
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// Who holds it (process id and command line).
+        holder: String,
+    },
+    /// A new run was asked for in a directory that holds one.
+    #[error(
+        "{} already holds a run; continue it with --resume {0} or choose another --run",
+        dir.display()
+    )]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// A resume was asked for, but the run has no checkpoint to resume from.
+    #[error(
+        "{}: nothing to resume ({file} is missing: the run stopped before its first checkpoint); start it again without --resume",
+        dir.display()
+    )]
+    NothingToResume {
+        /// The run directory.
+        dir: PathBuf,
+        /// The resume file that is missing.
+        file: String,
+    },
+    /// An `hf://` reference could not be resolved.
+    #[error("{spec}: {msg}")]
+    Hub {
+        /// The reference.
+        spec: String,
+        /// Why.
+        msg: String,
+    },
 }
 
 /// Result alias of this crate.

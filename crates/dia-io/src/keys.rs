@@ -29,3 +29,10 @@ pub const SOURCES: &str = "dia.sources";
 pub const CHECKPOINT: &str = "dia.checkpoint";
 /// The PyTorch file a converted checkpoint came from.
 pub const CONVERTED_FROM: &str = "dia.converted_from";
+/// The SHA-256 of a safetensors file's tensors (names, types, shapes and data), written by
+/// [`save_safetensors`](crate::save_safetensors) and checked on every load: a bit-flipped
+/// file is refused.
+pub const CHECKSUM: &str = "dia.checksum";
+/// The fingerprint of the resolved config a run's files were written under
+/// ([`fingerprint`](crate::fingerprint)); a resume under another config is refused.
+pub const CONFIG_FINGERPRINT: &str = "dia.config_fingerprint";

@@ -6,6 +6,7 @@
 //!   metadata, the format of every checkpoint, resume file, statistics and embedding file; the
 //!   metadata keys are the constants of [`keys`];
 //! - [`read_pytorch`]: the tensors of a PyTorch zip file (the reference's checkpoints);
+//! - [`hub`]: `hf://OWNER/REPO/FILE` references resolved through the Hugging Face Hub;
 //! - [`run`]: a run directory's metrics trimmed back to its checkpoint, and the temporaries a
 //!   killed write leaves behind.
 //!
@@ -22,11 +23,15 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod csv;
 mod error;
+pub mod hub;
 pub mod keys;
 pub mod run;
 mod tensors;
 
 pub use atomic::{write_atomic, write_atomic_path};
 pub use error::{Error, Result};
-pub use tensors::{load_safetensors, read_metadata, read_pytorch, save_safetensors};
+pub use tensors::{
+    file_checksum, fingerprint, load_safetensors, read_metadata, read_pytorch, save_safetensors,
+};

@@ -12,7 +12,8 @@ use crate::atomic::write_atomic;
 use crate::error::{format_err, io_err, Result};
 
 /// Writes `tensors` (any device; written from host memory, sorted by name) and `metadata` to
-/// `path` as safetensors, atomically, with [`crate::keys::VERSION`] added.
+/// `path` as safetensors, atomically, with [`crate::keys::VERSION`] and the tensors'
+/// [`crate::keys::CHECKSUM`] added.
 pub fn save_safetensors(
     path: &Path,
     tensors: &[(String, Tensor)],
@@ -37,9 +38,58 @@ pub fn save_safetensors(
         crate::keys::VERSION.into(),
         env!("CARGO_PKG_VERSION").into(),
     );
-    let bytes = safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
-        .map_err(|e| format_err(path, e))?;
+    let serialize = |meta: HashMap<String, String>| {
+        safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
+            .map_err(|e| format_err(path, e))
+    };
+    // The checksum covers the tensors only, so it is computed from a first serialisation
+    // (without it) and stored in the second; the tensor bytes are the same in both.
+    let checksum = tensor_checksum(path, &serialize(meta.clone())?)?;
+    meta.insert(crate::keys::CHECKSUM.into(), checksum);
+    let bytes = serialize(meta)?;
     write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+}
+
+/// SHA-256 (hex) over every tensor of a safetensors buffer, sorted by name: its name, dtype,
+/// shape and data.
+fn tensor_checksum(path: &Path, bytes: &[u8]) -> Result<String> {
+    use sha2::Digest;
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = sha2::Sha256::new();
+    for (name, view) in tensors {
+        h.update(format!("{name}\0{:?}\0{:?}\0", view.dtype(), view.shape()).as_bytes());
+        h.update(view.data());
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) of a whole file: what ties a statistics file to the checkpoint it was
+/// computed from.
+pub fn file_checksum(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut h).map_err(io_err(path))?;
+    Ok(hex(&h.finalize()))
+}
+
+/// A short fingerprint (16 hex digits of SHA-256) of a resolved config's text: equal configs,
+/// equal fingerprints.
+///
+/// ```
+/// assert_eq!(dia_io::fingerprint("epochs: 3\n"), dia_io::fingerprint("epochs: 3\n"));
+/// assert_ne!(dia_io::fingerprint("epochs: 3\n"), dia_io::fingerprint("epochs: 4\n"));
+/// ```
+pub fn fingerprint(config_text: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(config_text.as_bytes())[..8])
 }
 
 /// A safetensors file's metadata, without reading its tensors.
@@ -66,6 +116,19 @@ pub fn load_safetensors(
 ) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let meta = metadata_of(path, &bytes)?;
+    // Files from before the checksum (and from other tools) have none: nothing to check.
+    if let Some(stored) = meta.get(crate::keys::CHECKSUM) {
+        let computed = tensor_checksum(path, &bytes)?;
+        if *stored != computed {
+            return Err(format_err(
+                path,
+                format!(
+                    "the file is corrupt: its tensors' checksum is {computed}, but it was written \
+                     with {stored}"
+                ),
+            ));
+        }
+    }
     let tensors =
         candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| format_err(path, e))?;
     Ok((tensors, meta))

@@ -58,6 +58,12 @@ fn geom(x: &[usize], w: &[usize], cfg: &Conv2dConfig) -> Result<ConvGeom> {
     if cfg.stride == 0 {
         candle_core::bail!("conv2d: stride must be positive")
     }
+    // The kernels split their work in chunks of these sizes: a zero would panic deep inside.
+    if [cin, h, wd, cout, kh, kw].contains(&0) {
+        candle_core::bail!(
+            "conv2d: input {x:?} and weight {w:?} must have non-zero channels, sides and kernel"
+        )
+    }
     let (hp, wp) = (h + 2 * cfg.padding, wd + 2 * cfg.padding);
     if hp < kh || wp < kw {
         candle_core::bail!("conv2d: kernel {kh}x{kw} is larger than the padded input {hp}x{wp}")

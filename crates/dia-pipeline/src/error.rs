@@ -57,6 +57,12 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+    /// A checkpoint's statistics are missing or belong to another checkpoint.
+    #[error("{0}")]
+    Statistics(String),
+    /// The device asked for cannot be opened.
+    #[error("{0}")]
+    Device(String),
     /// A config is valid YAML but not a valid experiment.
     #[error("invalid config: {0}")]
     Config(String),

@@ -10,7 +10,7 @@ use candle_core::Device;
 use dia_contrastive::TrainConfig;
 use dia_data::{resolve_class, Split};
 use dia_encoder::{load_checkpoint, load_reference_checkpoint, ResNet18};
-use dia_eval::report::{write_report, Report};
+use dia_eval::report::{write_report, Report, ScoreWeights};
 use dia_eval::{
     check_metadata, evaluate, save_statistics, statistics_path, EvalSetup, ScoreKind,
     StatisticsMeta, TtaConfig,
@@ -23,7 +23,7 @@ use crate::progress::Progress;
 /// An encoder from our safetensors checkpoint (with its metadata) or from the reference's
 /// PyTorch file (no metadata), on `device`.
 pub fn load_encoder(path: &Path, device: &Device) -> Result<(ResNet18, HashMap<String, String>)> {
-    let path = &dia_data::hub::resolve(&path.to_string_lossy())?;
+    let path = &dia_io::hub::resolve(&path.to_string_lossy())?;
     if path.extension().is_some_and(|e| e == "safetensors") {
         Ok(load_checkpoint(path, device)?)
     } else {
@@ -52,6 +52,12 @@ pub fn evaluate_checkpoint(
     progress: &dyn Progress,
 ) -> Result<(Report, Vec<PathBuf>)> {
     let EvalOptions { score, tta } = opts;
+    // Taken before the weights are read: the statistics name the exact file they came from.
+    let checkpoint_sha256 = Some(dia_io::file_checksum(&dia_io::hub::resolve(
+        &ckpt.to_string_lossy(),
+    )?)?);
+    // Held until the report is written: two evaluations never mix their files (issue #19).
+    let _lock = dia_io::run::RunLock::acquire(out_dir)?;
     let (model, meta) = load_encoder(ckpt, device)?;
     let enc = model.config();
     check_metadata(
@@ -126,6 +132,7 @@ pub fn evaluate_checkpoint(
         k_shift: enc.k_shift,
         tta,
         image_size: cfg.image_size,
+        checkpoint_sha256,
     };
     save_statistics(
         &statistics_path(ckpt),
@@ -145,7 +152,11 @@ pub fn evaluate_checkpoint(
         per_class: result.per_class.clone(),
         mean_class_auroc: result.mean_class_auroc,
         seconds: start.elapsed().as_secs_f64(),
+        weights: Some(ScoreWeights::of(&result.stats)),
     };
+    for w in report.weights.iter().flat_map(|w| &w.warnings) {
+        tracing::warn!("{}: {w}", ckpt.display());
+    }
     let files = write_report(out_dir, &report, &result)?;
     Ok((report, files))
 }

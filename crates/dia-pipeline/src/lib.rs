@@ -25,15 +25,22 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
+pub mod ddpm;
+pub mod device;
 mod dissolver;
+mod embed;
 mod error;
 mod evaluate;
 pub mod experiment;
 mod predict;
+pub mod preview;
 mod progress;
 mod quickstart;
+pub mod run;
 
 pub use dissolver::dissolver;
+pub use embed::{embed, Embeddings};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate_checkpoint, load_encoder, read_report, EvalOptions};
 pub use experiment::CellResult;

@@ -28,12 +28,31 @@ impl Scorer {
     pub fn load(checkpoint: &Path, device: &Device) -> Result<Self> {
         let stats_path = statistics_path(checkpoint);
         if !stats_path.exists() {
-            return Err(Error::Config(format!(
-                "{}: no training statistics; run `dia eval` on this checkpoint first",
+            return Err(Error::Statistics(format!(
+                "{}: no training statistics ({} is missing); run `dia eval` on this checkpoint first",
+                checkpoint.display(),
                 stats_path.display()
             )));
         }
         let (stats, calibration, meta) = load_statistics(&stats_path)?;
+        // Statistics from another checkpoint (training went on, or a file was copied in) would
+        // score against the wrong normal class without a word.
+        let actual = dia_io::file_checksum(checkpoint)?;
+        match &meta.checkpoint_sha256 {
+            Some(recorded) if *recorded == actual => {}
+            recorded => {
+                return Err(Error::Statistics(format!(
+                    "{}: these statistics were computed from {}, not from the checkpoint {} \
+                     (SHA-256 {actual}); run `dia eval` on the checkpoint again",
+                    stats_path.display(),
+                    recorded.as_ref().map_or_else(
+                        || "an unrecorded checkpoint (written by an older dia)".to_string(),
+                        |r| format!("a checkpoint with SHA-256 {r}")
+                    ),
+                    checkpoint.display()
+                )));
+            }
+        }
         let (model, _) = load_encoder(checkpoint, device)?;
         Ok(Self {
             model,

@@ -101,3 +101,42 @@ impl Default for DissolverConfig {
         }
     }
 }
+
+impl DissolverConfig {
+    /// Checks every field's range, naming the key and the allowed range:
+    /// `0 ≤ offset ≤ upper_offset ≤ 1` (the timestep `t` lies in
+    /// `[offset, upper_offset] · step_scale`), `step_scale` finite and positive, `chunk ≥ 1`.
+    /// Whether `upper_offset · step_scale` fits the DDPM's `T` is checked where the DDPM is
+    /// known (`dia_diffusion::DiffusionDissolver::new`).
+    ///
+    /// ```
+    /// use dia_transforms::DissolverConfig;
+    /// assert!(DissolverConfig::default().validate().is_ok());
+    /// let bad = DissolverConfig { offset: 0.9, upper_offset: 0.5, ..DissolverConfig::default() };
+    /// assert!(bad.validate().unwrap_err().contains("offset"));
+    /// ```
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.offset) {
+            return Err(format!(
+                "dissolver.offset: {} is outside [0, 1]",
+                self.offset
+            ));
+        }
+        if !(self.offset..=1.0).contains(&self.upper_offset) {
+            return Err(format!(
+                "dissolver.upper_offset: {} is outside [offset = {}, 1]",
+                self.upper_offset, self.offset
+            ));
+        }
+        if !(self.step_scale.is_finite() && self.step_scale > 0.0) {
+            return Err(format!(
+                "dissolver.step_scale: {} must be finite and positive",
+                self.step_scale
+            ));
+        }
+        if self.chunk == 0 {
+            return Err("dissolver.chunk: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

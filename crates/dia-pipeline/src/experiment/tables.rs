@@ -134,25 +134,35 @@ pub fn markdown_table(results: &[CellResult]) -> String {
 
 /// Writes `results.csv` and `results.md` into `out` (atomically), from the cells' results.
 pub fn write_tables(out: &Path, results: &[CellResult]) -> Result<()> {
-    let mut csv = String::from(
-        "method,class,seed,auroc,auroc_ci_low,auroc_ci_high,aupr,fpr_at_95_tpr,train_seconds,run\n",
-    );
-    for r in results {
-        csv.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{},{},{}\n",
-            r.method,
-            r.class,
-            r.seed,
-            r.auroc,
-            r.auroc_ci_low,
-            r.auroc_ci_high,
-            r.aupr,
-            r.fpr_at_95_tpr,
-            r.train_seconds,
-            r.run.display()
-        ));
-    }
-    write_text(&out.join("results.csv"), &csv)?;
+    dia_io::csv::write_csv(
+        &out.join("results.csv"),
+        &[
+            "method",
+            "class",
+            "seed",
+            "auroc",
+            "auroc_ci_low",
+            "auroc_ci_high",
+            "aupr",
+            "fpr_at_95_tpr",
+            "train_seconds",
+            "run",
+        ],
+        results.iter().map(|r| {
+            [
+                r.method.to_string(),
+                r.class.clone(),
+                r.seed.to_string(),
+                r.auroc.to_string(),
+                r.auroc_ci_low.to_string(),
+                r.auroc_ci_high.to_string(),
+                r.aupr.to_string(),
+                r.fpr_at_95_tpr.to_string(),
+                r.train_seconds.to_string(),
+                r.run.display().to_string(),
+            ]
+        }),
+    )?;
     let seeds = results
         .iter()
         .map(|r| r.seed)

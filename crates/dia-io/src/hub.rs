@@ -6,14 +6,21 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
+fn hub_err(spec: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Hub {
+        spec: spec.to_string(),
+        msg: msg.to_string(),
+    }
+}
+
 /// Splits `hf://OWNER/REPO/FILE` into (`OWNER/REPO`, `FILE`); `None` for other strings.
 ///
 /// ```
 /// assert_eq!(
-///     dia_data::hub::parse("hf://me/ddpm/model.safetensors"),
+///     dia_io::hub::parse("hf://me/ddpm/model.safetensors"),
 ///     Some(("me/ddpm".to_string(), "model.safetensors".to_string()))
 /// );
-/// assert_eq!(dia_data::hub::parse("runs/x/model.safetensors"), None);
+/// assert_eq!(dia_io::hub::parse("runs/x/model.safetensors"), None);
 /// ```
 pub fn parse(spec: &str) -> Option<(String, String)> {
     let rest = spec.strip_prefix("hf://")?;
@@ -29,9 +36,7 @@ pub fn parse(spec: &str) -> Option<(String, String)> {
 /// `hf://` reference.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     match parse(spec) {
-        None if spec.starts_with("hf://") => Err(Error::Invalid(format!(
-            "{spec}: expected hf://OWNER/REPO/FILE"
-        ))),
+        None if spec.starts_with("hf://") => Err(hub_err(spec, "expected hf://OWNER/REPO/FILE")),
         None => Ok(PathBuf::from(spec)),
         Some((repo, file)) => fetch(spec, &repo, &file),
     }
@@ -42,15 +47,16 @@ fn fetch(spec: &str, repo: &str, file: &str) -> Result<PathBuf> {
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(true)
         .build()
-        .map_err(|e| Error::Invalid(format!("{spec}: {e}")))?;
+        .map_err(|e| hub_err(spec, e))?;
     api.model(repo.to_string())
         .get(file)
-        .map_err(|e| Error::Invalid(format!("{spec}: {e}")))
+        .map_err(|e| hub_err(spec, e))
 }
 
 #[cfg(not(feature = "hub"))]
 fn fetch(spec: &str, _repo: &str, _file: &str) -> Result<PathBuf> {
-    Err(Error::Invalid(format!(
-        "{spec}: this build has no Hugging Face Hub support; rebuild with --features hub, or download the file and give its path"
-    )))
+    Err(hub_err(
+        spec,
+        "this build has no Hugging Face Hub support; rebuild with --features hub, or download the file and give its path",
+    ))
 }
