@@ -18,15 +18,8 @@ use crate::progress::Bar;
 
 #[derive(Args)]
 pub(crate) struct TrainDdpmArgs {
-    /// The DDPM config (YAML).
-    #[arg(long, required_unless_present = "resume")]
-    config: Option<PathBuf>,
-    /// Run directory (default: `runs/<config name>`).
-    #[arg(long)]
-    run: Option<PathBuf>,
-    /// Continue the run in this directory from its checkpoint, with its config.yaml.
-    #[arg(long, conflicts_with_all = ["config", "run"])]
-    resume: Option<PathBuf>,
+    #[command(flatten)]
+    run: crate::train::RunArgs,
     /// Stop after this many steps (after a checkpoint), as if interrupted.
     #[arg(long, hide = true)]
     stop_after_steps: Option<usize>,
@@ -39,12 +32,7 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
         config: cfg,
         dir,
         resume,
-    } = RunPlan::<DdpmConfig>::new(
-        args.config.as_deref(),
-        args.run.as_deref(),
-        args.resume.as_deref(),
-        DdpmConfig::validate,
-    )?;
+    } = args.run.plan(DdpmConfig::validate)?;
     let device = args.device.open()?;
     let free_at_start = dia_pipeline::device::memory(&device).map(|m| m.0);
     let pb = Bar::new("ddpm [{bar:30}] {pos}/{len} {msg} ({eta})");

@@ -10,9 +10,10 @@ use dia_pipeline::Progress;
 
 use crate::progress::Bar;
 
+/// `--config` / `--run` / `--resume`, shared by `dia train` and `dia train-ddpm`.
 #[derive(Args)]
-pub(crate) struct TrainArgs {
-    /// The experiment config (YAML).
+pub(crate) struct RunArgs {
+    /// The config (YAML).
     #[arg(long, required_unless_present = "resume")]
     config: Option<PathBuf>,
     /// Run directory (default: `runs/<config name>`).
@@ -21,6 +22,27 @@ pub(crate) struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, with its config.yaml.
     #[arg(long, conflicts_with_all = ["config", "run"])]
     resume: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run these flags ask for, its config checked with `validate`.
+    pub(crate) fn plan<T: serde::de::DeserializeOwned>(
+        &self,
+        validate: impl Fn(&T) -> std::result::Result<(), String>,
+    ) -> Result<RunPlan<T>> {
+        Ok(RunPlan::new(
+            self.config.as_deref(),
+            self.run.as_deref(),
+            self.resume.as_deref(),
+            validate,
+        )?)
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// Stop after this many epochs (after their checkpoint), as if interrupted.
     #[arg(long, hide = true)]
     stop_after_epochs: Option<usize>,
@@ -33,12 +55,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         config: cfg,
         dir: run_dir,
         resume,
-    } = RunPlan::<TrainConfig>::new(
-        args.config.as_deref(),
-        args.run.as_deref(),
-        args.resume.as_deref(),
-        TrainConfig::validate,
-    )?;
+    } = args.run.plan(TrainConfig::validate)?;
     let device = args.device.open()?;
     let free_at_start = dia_pipeline::device::memory(&device).map(|m| m.0);
     let bar = Bar::new("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})");

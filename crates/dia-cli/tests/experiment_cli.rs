@@ -85,3 +85,99 @@ fn experiment_runs_a_grid_and_tabulates_mean_and_std() {
     let r = dia(&["experiment", "--config", bad.to_str().unwrap(), "--check"]);
     assert!(String::from_utf8_lossy(&r.stderr).contains("ddpm"));
 }
+
+#[test]
+fn grid_tasks_run_one_at_a_time_and_report_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tasks-experiment.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "train:\n  data: {{format: idx, dir: {}}}\n  image_size: 32\n  mode: csi\n  shift_trans_type: rotation\n  encoder: {{arch: resnet18, width: 4}}\n  epochs: 1\n  batch_size: 16\n  max_iterations_per_epoch: 1\nddpm:\n  unet: {{dim: 8, dim_mults: [1, 2]}}\n  batch_size: 4\n  steps: 1\n  num_samples: 0\nmethods: [csi, dia-diffusion]\nnormal_classes: [Trouser]\nseeds: [0]\neval: {{ood_samples: 1}}\n",
+            root().join("datasets/fashion-mnist-sample").display()
+        ),
+    )
+    .unwrap();
+    let (c, out) = (cfg.to_str().unwrap(), dir.path().join("grid"));
+    let o = out.to_str().unwrap();
+    let status = ok(&dia(&["experiment", "--config", c, "--out", o, "--status"]));
+    assert_eq!(status.matches("not started").count(), 3, "{status}");
+    // Out of range, and a diffusion cell before its DDPM: errors that say what to do.
+    let e = dia(&["experiment", "--config", c, "--out", o, "--cell", "9"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("the grid has 2"));
+    let e = dia(&["experiment", "--config", c, "--out", o, "--cell", "1"]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && msg.contains("run DDPM task 0 first"),
+        "{msg}"
+    );
+    let e = dia(&["experiment", "--config", c, "--out", o, "--collect"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("cells not done yet: 0"));
+    ok(&dia(&[
+        "experiment",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--ddpm",
+        "0",
+    ]));
+    ok(&dia(&[
+        "experiment",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--cell",
+        "1",
+    ]));
+    let status = ok(&dia(&["experiment", "--config", c, "--out", o, "--status"]));
+    assert_eq!(status.matches(" done ").count(), 2, "{status}");
+    ok(&dia(&[
+        "experiment",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--cell",
+        "0",
+    ]));
+    let table = ok(&dia(&[
+        "experiment",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--collect",
+    ]));
+    assert!(
+        table.contains("csi") && table.contains("dia-diffusion"),
+        "{table}"
+    );
+    // The Slurm scripts, without submitting.
+    let dry = ok(&dia(&[
+        "experiment",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--slurm",
+        "--dry-run",
+        "--partition",
+        "gpu",
+        "--gpus-per-cell",
+        "1",
+        "--sbatch-arg=--account=lab",
+    ]));
+    for want in [
+        "--array=0-0",
+        "--array=0-1",
+        "--partition=gpu",
+        "--gres=gpu:1",
+        "--account=lab",
+        "--dependency=afterok:{ddpm}",
+        "--cell \"$SLURM_ARRAY_TASK_ID\"",
+    ] {
+        assert!(dry.contains(want), "{want} not in:\n{dry}");
+    }
+}

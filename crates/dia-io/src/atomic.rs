@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::{io_err, Result};
 
 /// Writes `path` through `write`, so that a crash never leaves a half-written file: the data
-/// goes to `path.<pid>.tmp`, is synced, and is renamed over `path`. A read-only `path` is not
+/// goes to `path.<pid>.<n>.tmp`, is synced, and is renamed over `path`. A read-only `path` is not
 /// replaced.
 ///
 /// ```
@@ -32,7 +32,7 @@ pub fn write_atomic(
 }
 
 /// [`write_atomic`] for writers that insist on a path of their own (candle's `write_npy`):
-/// `write` creates the temporary file `path.<pid>.tmp` — a name the stale-temporary sweep of
+/// `write` creates the temporary file `path.<pid>.<n>.tmp` — a name the stale-temporary sweep of
 /// [`crate::run`] removes after a crash — which is then synced and renamed over `path`.
 pub fn write_atomic_path(
     path: &Path,
@@ -46,8 +46,12 @@ pub fn write_atomic_path(
             "the file is read-only; not replacing it",
         )));
     }
+    // Unique per call, so threads of one process writing the same file never share a
+    // temporary.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp_name);
     let result = (|| {
         write(&tmp)?;

@@ -189,3 +189,11 @@ pub fn check_resumable(dir: &Path, file: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether a process holds the [`RunLock`] of `dir` now (without creating anything).
+pub fn is_locked(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}

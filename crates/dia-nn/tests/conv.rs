@@ -298,3 +298,27 @@ fn non_contiguous_input_is_handled() {
     let reference = x.conv2d(&w, 1, 1, 1, 1).unwrap();
     assert!(rel_diff(&ours, &reference) <= 1e-5);
 }
+
+#[test]
+fn zero_sizes_are_errors_on_every_kernel_policy() {
+    // A zero width (a UNet with `dim_mults: [1, 0, 4]`) used to panic in the fast kernels'
+    // chunking ("chunk_size must not be zero").
+    use dia_nn::{conv2d, with_kernel_policy, Conv2dConfig, KernelPolicy};
+    let dev = candle_core::Device::Cpu;
+    let x = Tensor::ones((1, 4, 8, 8), candle_core::DType::F32, &dev).unwrap();
+    let zero_out = Tensor::ones((0, 4, 3, 3), candle_core::DType::F32, &dev).unwrap();
+    let zero_in = Tensor::ones((1, 0, 8, 8), candle_core::DType::F32, &dev).unwrap();
+    let w_zero_in = Tensor::ones((4, 0, 3, 3), candle_core::DType::F32, &dev).unwrap();
+    for policy in [
+        KernelPolicy::Fast,
+        KernelPolicy::Gemm,
+        KernelPolicy::Portable,
+    ] {
+        with_kernel_policy(policy, || {
+            for (x, w) in [(&x, &zero_out), (&zero_in, &w_zero_in)] {
+                let e = conv2d(x, w, None, Conv2dConfig::new(1, 1)).unwrap_err();
+                assert!(e.to_string().contains("non-zero"), "{policy}: {e}");
+            }
+        });
+    }
+}

@@ -11,9 +11,10 @@ use dia_contrastive::TrainConfig;
 use dia_diffusion::DdpmConfig;
 use dia_eval::TtaConfig;
 
-use super::config::{slug, EvalSection, ExperimentConfig, Method};
+use super::config::{EvalSection, ExperimentConfig, Method};
 use super::tables::{write_tables, CellResult};
-use crate::error::{io_err, Error, Result};
+use super::tasks::{run_cell_task, run_ddpm_task, write_experiment};
+use crate::error::{Error, Result};
 use crate::evaluate::{evaluate_checkpoint, read_report, EvalOptions};
 use crate::progress::{Progress, Tasks};
 
@@ -52,7 +53,7 @@ pub fn run_ddpm(
 /// The seconds of encoder training recorded in a cell (summed over invocations).
 const TIMING_FILE: &str = "train_seconds.txt";
 
-fn recorded_seconds(dir: &Path) -> Option<f64> {
+pub(crate) fn recorded_seconds(dir: &Path) -> Option<f64> {
     std::fs::read_to_string(dir.join(TIMING_FILE))
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -130,47 +131,21 @@ pub fn run_grid(
     if jobs == 0 {
         return Err(Error::Config("jobs must be at least 1".into()));
     }
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let yaml = serde_yaml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?;
-    let cfg_path = out.join("experiment.yaml");
-    dia_io::atomic::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, yaml.as_bytes()))?;
+    write_experiment(cfg, out)?;
     // Phase 1: one DDPM per normal class, for the diffusion cells.
-    let mut ddpms = std::collections::HashMap::new();
-    if cfg.methods.contains(&Method::DiaDiffusion) {
-        let results = parallel(jobs, &cfg.normal_classes, |class| {
-            let progress = tasks.task(&format!("ddpm {class}"));
-            let dir = out.join("ddpm").join(slug(class));
-            run_ddpm(&cfg.ddpm_config(class)?, &dir, device, progress.as_ref())
-        });
-        for (class, r) in cfg.normal_classes.iter().zip(results) {
-            ddpms.insert(class.clone(), r?);
-        }
-    }
+    let classes = cfg.ddpm_classes();
+    let indices: Vec<usize> = (0..classes.len()).collect();
+    let done = parallel(jobs, &indices, |&i| {
+        let progress = tasks.task(&format!("ddpm {}", classes[i]));
+        run_ddpm_task(cfg, out, i, device, progress.as_ref())
+    });
+    done.into_iter().collect::<Result<Vec<_>>>()?;
     // Phase 2: the cells.
-    let mut cells = Vec::new();
-    for class in &cfg.normal_classes {
-        for &method in &cfg.methods {
-            for &seed in &cfg.seeds {
-                cells.push((method, class.clone(), seed));
-            }
-        }
-    }
-    let results = parallel(jobs, &cells, |(method, class, seed)| {
-        let name = format!("{} {class} seed {seed}", method.name());
-        let cell = || -> Result<CellResult> {
-            let ddpm = ddpms.get(class).map(PathBuf::as_path);
-            let tc = cfg.cell_config(*method, class, *seed, ddpm)?;
-            let dir = out
-                .join(method.name())
-                .join(slug(class))
-                .join(format!("seed-{seed}"));
-            let progress = tasks.task(&name);
-            run_cell(&tc, *method, &dir, &cfg.eval, device, progress.as_ref())
-        };
-        cell().map_err(|e| Error::Cell {
-            cell: name.clone(),
-            source: Box::new(e),
-        })
+    let cells = cfg.cells();
+    let indices: Vec<usize> = (0..cells.len()).collect();
+    let results = parallel(jobs, &indices, |&i| {
+        let progress = tasks.task(&cells[i].name());
+        run_cell_task(cfg, out, i, device, progress.as_ref())
     });
     let results: Vec<CellResult> = results.into_iter().collect::<Result<_>>()?;
     write_tables(out, &results)?;

@@ -1,10 +1,18 @@
 //! Experiment grids (methods × normal classes × seeds): the config, the runner and the
-//! results tables. The `dia experiment` command is a thin front end to [`run_grid`].
+//! results tables. [`run_grid`] runs a whole grid in one process; [`run_ddpm_task`] and
+//! [`run_cell_task`] run one task each, for schedulers ([`slurm`] submits them as job arrays);
+//! [`collect`] and [`status`] read a grid back.
 
 mod config;
 mod grid;
+pub mod slurm;
 mod tables;
+mod tasks;
 
 pub use config::{slug, EvalSection, ExperimentConfig, Method};
 pub use grid::{run_cell, run_ddpm, run_grid};
 pub use tables::{markdown_table, write_tables, CellResult};
+pub use tasks::{
+    cell_dir, collect, ddpm_dir, log_path, run_cell_task, run_ddpm_task, status, Cell, State,
+    TaskStatus,
+};
