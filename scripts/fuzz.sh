@@ -2,7 +2,7 @@
 # Fuzzes every parser of untrusted bytes (issue #19) with cargo fuzz (libFuzzer, nightly):
 # IDX, NPY/NPZ, safetensors, PyTorch zip/pickle, YAML configs. Seeds are built from the
 # repository's own files. Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
-# Findings land in fuzz/artifacts/<target>/ (docs/fuzzing.md).
+# Findings land in fuzz/artifacts/<target>/, full output in fuzz/logs/ (docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
@@ -37,8 +37,17 @@ find crates -path '*fixtures*' -size -200k -name '*.safetensors' -exec cp {} fuz
 find crates -path '*fixtures*' -size -2M \( -name '*.pth' -o -name '*.pt' -o -name '*.model' \) -exec cp {} fuzz/corpus/pytorch/ \;
 seed yaml_config configs/*.yaml
 cargo +nightly fuzz build --fuzz-dir fuzz
+mkdir -p fuzz/logs
+status=0
 for t in "${targets[@]}"; do
-  echo "== $t: ${secs}s"
-  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 | tail -n 25
+  echo "== $t: ${secs}s (full output: fuzz/logs/$t.log)"
+  # A crash stops this target (its input lands in fuzz/artifacts/$t/); the others still run.
+  if ! cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- \
+      -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+      > "fuzz/logs/$t.log" 2>&1; then
+    status=1
+    grep -E "panicked|ERROR|SUMMARY|Reproduce|artifact" "fuzz/logs/$t.log" | head -n 8
+  fi
+  grep -E "^Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb)" "fuzz/logs/$t.log" || true
 done
+exit $status

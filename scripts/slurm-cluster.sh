@@ -44,7 +44,15 @@ CONF
     slurmctld -c
     slurmd -c
     for _ in $(seq 30); do
-        sinfo -h -o %T 2>/dev/null | grep -q idle && { echo "slurm up: SLURM_CONF=$SLURM_CONF"; exit 0; }
+        # Ours must be the one answering (another cluster on this host would hold the port).
+        if sinfo -h -o %T 2>/dev/null | grep -q idle; then
+            for p in slurmctld slurmd; do
+                kill -0 "$(cat "$dir/$p.pid" 2>/dev/null)" 2>/dev/null ||
+                    { echo "$p did not start; see $dir/$p.log" >&2; exit 1; }
+            done
+            echo "slurm up: SLURM_CONF=$SLURM_CONF"
+            exit 0
+        fi
         sleep 1
     done
     echo "slurm did not come up; see $dir/slurmctld.log and $dir/slurmd.log" >&2

@@ -81,6 +81,11 @@ pub fn parse<'a>(bytes: &'a [u8], path: &'a Path) -> Result<NpyArray<'a>> {
     let header = std::str::from_utf8(header).map_err(|_| bad("the header is not text".into()))?;
     let descr = field(header, "descr").ok_or_else(|| bad("no 'descr' in the header".into()))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
+    // Type codes are ASCII; slicing anything else by bytes could split a character (a panic
+    // the fuzzer found).
+    if !descr.is_ascii() {
+        return Err(bad(format!("unsupported element type {descr:?}")));
+    }
     let (order, code) = descr.split_at(descr.len().min(1));
     if order == ">" && code != "u1" && code != "i1" {
         return Err(bad(format!(

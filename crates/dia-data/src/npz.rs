@@ -9,6 +9,9 @@ use crate::error::{format_err, layout_err, Result};
 use crate::npy::{self, NpyType};
 use crate::split::Split;
 
+/// Labels must be below this (MedMNIST has at most 11 classes).
+const MAX_CLASSES: i64 = 1 << 16;
+
 /// The `.npy` members of a `.npz` file that [`read_npz_split`] reads, by name (without
 /// `.npy`): stored or deflate-compressed (`np.savez` and `np.savez_compressed`).
 pub fn read_npz_members(path: &Path, names: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -100,6 +103,14 @@ pub fn read_npz_split(
     }
     if let Some(bad) = label_values.iter().find(|&&l| l < 0) {
         return Err(format_err(path, format!("negative label {bad}")));
+    }
+    // One class name is made per label value up to the largest: a label of 9e18 (found by
+    // the fuzzer) would ask for that many names.
+    if let Some(bad) = label_values.iter().find(|&&l| l >= MAX_CLASSES) {
+        return Err(format_err(
+            path,
+            format!("label {bad} is not below {MAX_CLASSES} (the most classes a dataset may have)"),
+        ));
     }
     let labels: Vec<usize> = label_values.iter().map(|&l| l as usize).collect();
     let n_classes = labels.iter().max().map_or(0, |m| m + 1);

@@ -223,3 +223,24 @@ fn compressed_npz_reads_and_broken_ones_are_refused() {
         .to_string();
     assert!(e.contains("lying.npz") && e.contains("16 bytes"), "{e}");
 }
+
+#[test]
+fn an_npz_label_of_nine_quintillion_is_an_error_not_an_abort() {
+    // Found by the npy_npz fuzz target: one class name per label value was allocated.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("label.npz");
+    let huge = (9_000_000_000_000_000_000i64).to_le_bytes();
+    npz(
+        &p,
+        &[
+            ("train_images", npy_bytes("|u1", "(1, 2, 2)", &[0; 4])),
+            ("train_labels", npy_bytes("<i8", "(1,)", &huge)),
+        ],
+        zip::CompressionMethod::Stored,
+    );
+    let e = read_npz_split(&p, Split::Train, None, None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label.npz") && e.contains("65536"), "{e}");
+}
