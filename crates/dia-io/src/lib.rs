@@ -27,6 +27,7 @@ pub mod csv;
 mod error;
 pub mod hub;
 pub mod keys;
+mod pickle_check;
 pub mod run;
 mod tensors;
 
