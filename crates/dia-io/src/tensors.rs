@@ -38,32 +38,33 @@ pub fn save_safetensors(
         crate::keys::VERSION.into(),
         env!("CARGO_PKG_VERSION").into(),
     );
-    let serialize = |meta: HashMap<String, String>| {
-        safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
-            .map_err(|e| format_err(path, e))
-    };
-    // The checksum covers the tensors only, so it is computed from a first serialisation
-    // (without it) and stored in the second; the tensor bytes are the same in both.
-    let checksum = tensor_checksum(path, &serialize(meta.clone())?)?;
+    // The checksum covers the tensors only, so it is computed from the host tensors before
+    // serialising, with the same views `safetensors::serialize` writes.
+    let checksum = checksum_of(host.iter().map(|(k, v)| (*k, v)));
     meta.insert(crate::keys::CHECKSUM.into(), checksum);
-    let bytes = serialize(meta)?;
+    let bytes = safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
+        .map_err(|e| format_err(path, e))?;
     write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
 }
 
-/// SHA-256 (hex) over every tensor of a safetensors buffer, sorted by name: its name, dtype,
-/// shape and data.
-fn tensor_checksum(path: &Path, bytes: &[u8]) -> Result<String> {
+/// SHA-256 (hex) over tensors given sorted by name: each one's name, dtype, shape and data.
+fn checksum_of<'a, V: safetensors::View>(tensors: impl Iterator<Item = (&'a str, V)>) -> String {
     use sha2::Digest;
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
-    let mut tensors = st.tensors();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = sha2::Sha256::new();
     for (name, view) in tensors {
         h.update(format!("{name}\0{:?}\0{:?}\0", view.dtype(), view.shape()).as_bytes());
         h.update(view.data());
     }
-    Ok(hex(&h.finalize()))
+    hex(&h.finalize())
+}
+
+/// [`checksum_of`] every tensor of a safetensors buffer.
+fn tensor_checksum(path: &Path, bytes: &[u8]) -> Result<String> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(checksum_of(tensors.iter().map(|(k, v)| (k.as_str(), v))))
 }
 
 fn hex(bytes: &[u8]) -> String {
