@@ -15,26 +15,15 @@ const MAX_CLASSES: i64 = 1 << 16;
 /// The `.npy` members of a `.npz` file that [`read_npz_split`] reads, by name (without
 /// `.npy`): stored or deflate-compressed (`np.savez` and `np.savez_compressed`).
 pub fn read_npz_members(path: &Path, names: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
-    let file = std::fs::File::open(path).map_err(crate::error::io_err(path))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format_err(path, format!("not a readable .npz (zip) file: {e}")))?;
-    names
+    let files: Vec<String> = names.iter().map(|n| format!("{n}.npy")).collect();
+    let mut found = dia_io::zip_members(path, ".npz (zip) file", |m| files.iter().any(|f| f == m))?;
+    Ok(files
         .iter()
-        .map(|name| {
-            let mut entry = match zip.by_name(&format!("{name}.npy")) {
-                Ok(e) => e,
-                Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-                Err(e) => return Err(format_err(path, format!("cannot read array {name:?}: {e}"))),
-            };
-            // The declared size bounds what is read (a deflate stream that inflates past it is
-            // cut there and then fails the .npy size check); it is only a capacity hint.
-            let declared = entry.size();
-            let mut bytes = Vec::with_capacity(declared.min(1 << 30) as usize);
-            std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, declared), &mut bytes)
-                .map_err(|e| format_err(path, format!("cannot read array {name:?}: {e}")))?;
-            Ok(Some(bytes))
+        .map(|f| {
+            let i = found.iter().position(|(m, _)| m == f)?;
+            Some(found.swap_remove(i).1)
         })
-        .collect()
+        .collect())
 }
 
 /// Reads one split of a MedMNIST-style `.npz` file.

@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod atomic;
 pub mod csv;
 mod error;
@@ -31,6 +32,7 @@ mod pickle_check;
 pub mod run;
 mod tensors;
 
+pub use archive::zip_members;
 pub use atomic::{write_atomic, write_atomic_path};
 pub use error::{Error, Result};
 pub use tensors::{

@@ -159,22 +159,8 @@ pub fn read_pytorch(path: &Path, key: Option<&str>) -> Result<HashMap<String, Te
 
 /// Checks every `data.pkl` of the zip with [`crate::pickle_check`] before candle reads it.
 fn check_pickles(path: &Path) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format_err(path, format!("not a readable zip file: {e}")))?;
-    for i in 0..zip.len() {
-        let mut entry = zip
-            .by_index(i)
-            .map_err(|e| format_err(path, format!("cannot read zip entry {i}: {e}")))?;
-        let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
-        if !name.ends_with("data.pkl") {
-            continue;
-        }
-        // The declared size bounds what is read.
-        let declared = entry.size();
-        let mut pkl = Vec::with_capacity(declared.min(1 << 26) as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, declared), &mut pkl)
-            .map_err(|e| format_err(path, format!("cannot read {name}: {e}")))?;
+    let pickles = crate::archive::zip_members(path, "zip file", |n| n.ends_with("data.pkl"))?;
+    for (name, pkl) in pickles {
         crate::pickle_check::check_lengths(&pkl)
             .map_err(|msg| format_err(path, format!("{name}: {msg}")))?;
     }
