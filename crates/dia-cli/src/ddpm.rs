@@ -11,6 +11,7 @@ use dia_pipeline::ddpm::{
     check_output, dissolve_input, macs_table, sample as sample_images, write_images,
 };
 use dia_pipeline::ddpm::{DissolveRequest, SampleRequest};
+use dia_pipeline::ddpm_report::write_ddpm_report;
 use dia_pipeline::run::RunPlan;
 use dia_pipeline::Progress;
 
@@ -37,9 +38,13 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
     let free_at_start = dia_pipeline::device::memory(&device).map(|m| m.0);
     let pb = Bar::new("ddpm [{bar:30}] {pos}/{len} {msg} ({eta})");
     pb.set_length(cfg.steps as u64);
+    let mut report_error = None;
     let mut on_step = |s: &StepInfo| {
         pb.set_message(format!("loss {:.4} |g| {:.3}", s.loss, s.grad_norm));
         pb.set_position(s.step as u64);
+        if s.saved && report_error.is_none() {
+            report_error = write_ddpm_report(&dir, &cfg).err();
+        }
     };
     let opts = RunOptions {
         resume,
@@ -49,6 +54,10 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
     let summary =
         crate::device::explain_out_of_memory(trained, &device, cfg.batch_size, free_at_start)?;
     pb.finish();
+    if let Some(e) = report_error {
+        return Err(e.into());
+    }
+    let report = write_ddpm_report(&dir, &cfg)?;
     if summary.first_loss.is_nan() {
         println!(
             "{}: all {} steps were already done",
@@ -66,9 +75,25 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
             dir.join("model.safetensors").display()
         );
     }
+    if summary.plateaued {
+        println!(
+            "stopped on a plateau of the smoothed loss ({:.4})",
+            report.smoothed_loss
+        );
+    }
+    for r in &report.strength {
+        println!(
+            "dissolving strength at t = {}: mean |D(x) - x| {:.4}, PSNR {:.2} dB, finest detail removed {:.1} %",
+            r.t,
+            r.mean_abs_change,
+            r.psnr_db,
+            100.0 * r.detail_removed
+        );
+    }
     for s in &summary.samples {
         println!("samples: {}", s.display());
     }
+    println!("report: {}", dir.join("report.md").display());
     Ok(())
 }
 

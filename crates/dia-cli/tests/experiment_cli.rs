@@ -12,20 +12,38 @@ fn quickstart_writes_the_report_with_every_method() {
     let stdout = ok(&dia(&[
         "quickstart",
         "--tiny",
+        "--gaussian",
         "--out",
         out.to_str().unwrap(),
     ]));
     assert!(stdout.contains("report:"), "{stdout}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // The AUROC table: mean ± std over the (two, at the tiny scale) seeds.
     for m in ["| csi |", "| dia-diffusion |", "| dia-gaussian |"] {
         let row = report
             .lines()
             .find(|l| l.starts_with(m))
             .unwrap_or_else(|| panic!("{m} missing:\n{report}"));
-        let auroc: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+        let cell = row.split('|').nth(2).unwrap();
+        let auroc: f64 = cell.split('±').next().unwrap().trim().parse().unwrap();
         assert!((0.0..=1.0).contains(&auroc), "{row}");
     }
-    for png in ["roc.png", "dissolve.png"] {
+    // DIA − CSI paired over the seeds, with its interval; the DDPM's curve and strength.
+    let paired = report
+        .lines()
+        .find(|l| l.starts_with("| dia-diffusion |") && l.contains("(n = 2)"))
+        .unwrap_or_else(|| panic!("no paired row:\n{report}"));
+    assert!(paired.contains('['), "{paired}");
+    assert!(
+        report.contains("| 30 |") && report.contains("| 99 |"),
+        "{report}"
+    );
+    for png in [
+        "roc.png",
+        "dissolve.png",
+        "ddpm/shirt/loss.png",
+        "auroc.png",
+    ] {
         assert!(image::open(out.join(png)).unwrap().width() > 100, "{png}");
     }
     // A second run reuses every finished cell (and the DDPM) instead of training again.
@@ -33,11 +51,12 @@ fn quickstart_writes_the_report_with_every_method() {
     ok(&dia(&[
         "quickstart",
         "--tiny",
+        "--gaussian",
         "--out",
         out.to_str().unwrap(),
     ]));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert_eq!(csv.lines().count(), 7, "{csv}");
     assert!(t.elapsed().as_secs() < 60);
 }
 

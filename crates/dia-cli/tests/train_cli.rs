@@ -121,6 +121,7 @@ fn dia_with_the_diffusion_dissolver_trains() {
             .unwrap();
     let ddpm = dir.path().join("ddpm.safetensors");
     let meta = dia_diffusion::checkpoint::DdpmMeta {
+        plateaued: false,
         unet: ucfg,
         image_size: 16,
         timesteps: 1000,

@@ -31,6 +31,14 @@ pub trait Dataset: Send + Sync {
     /// Where sample `i` comes from: a file path, or `file[index]` for array files.
     fn source(&self, i: usize) -> String;
 
+    /// Decodes sample `i` at the resolution of its file, whatever size the dataset was opened
+    /// with: f32 CHW (3 × H × W) in [0, 1] and its (H, W). The DDPM trains on these, resized
+    /// as a tensor without antialiasing, as the reference does (spec §2.2). By default, what
+    /// [`load`](Self::load) gives.
+    fn load_native(&self, i: usize) -> Result<(Vec<f32>, (usize, usize))> {
+        Ok((self.load(i)?, self.image_size()))
+    }
+
     /// All labels.
     fn labels(&self) -> Vec<usize> {
         (0..self.len()).map(|i| self.label(i)).collect()
@@ -155,6 +163,11 @@ impl Dataset for ArrayDataset {
         let (_, h, w, c) = self.dims;
         let img = rgb_from_hwc(self.pixels(i), h, w, c);
         Ok(rgb_to_chw(&img, self.size))
+    }
+    fn load_native(&self, i: usize) -> Result<(Vec<f32>, (usize, usize))> {
+        let (_, h, w, c) = self.dims;
+        let img = rgb_from_hwc(self.pixels(i), h, w, c);
+        Ok((rgb_to_chw(&img, None), (h, w)))
     }
     fn source(&self, i: usize) -> String {
         format!("{}[{i}]", self.name.display())

@@ -316,6 +316,11 @@ impl Dataset for FolderDataset {
         }
         Ok(rgb_to_chw(&img, self.size))
     }
+    fn load_native(&self, i: usize) -> Result<(Vec<f32>, (usize, usize))> {
+        let img = decode_rgb(&self.samples[i].0)?;
+        let hw = (img.height() as usize, img.width() as usize);
+        Ok((rgb_to_chw(&img, None), hw))
+    }
     fn source(&self, i: usize) -> String {
         self.samples[i].0.display().to_string()
     }

@@ -39,6 +39,10 @@ pub struct DdpmMeta {
     /// Whether these are the EMA weights.
     #[serde(default)]
     pub ema: bool,
+    /// Training stopped here because the loss had plateaued (the config's `plateau`), before
+    /// its `steps`: the run is finished all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plateaued: bool,
 }
 
 fn ckpt_err(path: &Path, msg: impl std::fmt::Display) -> Error {
@@ -176,6 +180,7 @@ fn trainer_diffusion(
     let ddpm =
         diffusion_from_tensors(tensors, &unet, timesteps, device).map_err(|e| ckpt_err(path, e))?;
     let meta = DdpmMeta {
+        plateaued: false,
         unet,
         image_size,
         timesteps,
@@ -236,6 +241,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(GaussianDiffusio
     let meta = match meta {
         Some(m) => m,
         None => DdpmMeta {
+            plateaued: false,
             unet: infer_unet_config(&tensors).map_err(|e| ckpt_err(path, e))?,
             image_size: 32,
             timesteps: tensors.get("betas").map(|t| t.elem_count()).unwrap_or(1000),

@@ -3,6 +3,7 @@
 use dia_data::DataSource;
 use serde::{Deserialize, Serialize};
 
+use crate::plateau::PlateauConfig;
 use crate::unet::UnetConfig;
 
 fn d_size() -> usize {
@@ -107,6 +108,10 @@ pub struct DdpmConfig {
     /// Seed of everything random in the run.
     #[serde(default)]
     pub seed: u64,
+    /// Stop before `steps` once the smoothed loss has plateaued (`steps` is then the most the
+    /// run takes); absent: train exactly `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<PlateauConfig>,
 }
 
 impl DdpmConfig {
@@ -166,6 +171,9 @@ impl DdpmConfig {
                 "num_samples: {} is outside 0..=1024",
                 self.num_samples
             ));
+        }
+        if let Some(p) = &self.plateau {
+            p.validate()?;
         }
         if 2 * self.pad >= self.image_size {
             return Err(format!(

@@ -9,7 +9,8 @@
 //! - [`DiffusionDissolver`]: DIA's dissolving transformation (spec §2.3) as a
 //!   [`dia_transforms::Dissolve`].
 //! - [`train`](mod@train): DDPM training (spec §2.2) with Adam, gradient clipping, EMA and exact
-//!   resume.
+//!   resume; [`data`] decodes its images as the reference does, [`plateau`] stops it when the
+//!   loss has flattened, [`strength`] measures how much the result dissolves.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -31,14 +32,17 @@
 mod attention;
 pub mod checkpoint;
 mod config;
+pub mod data;
 mod diffusion;
 mod dissolver;
 mod error;
 mod layers;
 pub mod macs;
 mod optim;
+pub mod plateau;
 pub mod sample;
 mod schedule;
+pub mod strength;
 pub mod train;
 mod unet;
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor, Var};
-use dia_data::{load_batch, BatchLoader, Dataset, Split};
+use dia_data::{BatchLoader, Dataset, Split};
 use dia_io::atomic::write_atomic;
 use dia_transforms::random_hflip;
 use rand::{Rng, SeedableRng};
@@ -28,11 +28,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{save_tensors, state_dict, DdpmMeta};
 use crate::config::DdpmConfig;
+use crate::data::load_ddpm_batch;
 use crate::diffusion::{randn_like, GaussianDiffusion};
+use crate::dissolver::DiffusionDissolver;
 use crate::error::{Error, Result};
 use crate::optim::{clip_grad_norm, Adam, Ema};
+use crate::plateau::plateaued;
 use crate::sample::ddim_sample;
 use crate::schedule::Schedule;
+use crate::strength::{
+    dissolving_strength, strength_rows, Strength, STRENGTH_HEADER, STRENGTH_IMAGES,
+    STRENGTH_TIMESTEPS,
+};
 use crate::unet::Unet;
 
 /// Progress of one optimiser step.
@@ -46,6 +53,8 @@ pub struct StepInfo {
     pub loss: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
+    /// A checkpoint (and `strength.csv`) was written after this step.
+    pub saved: bool,
 }
 
 /// How to run.
@@ -68,6 +77,11 @@ pub struct TrainSummary {
     pub last_loss: f64,
     /// The sample grids written.
     pub samples: Vec<PathBuf>,
+    /// The run stopped before its `steps` because the loss had plateaued (now or earlier).
+    pub plateaued: bool,
+    /// The dissolving strength of the weights last saved by this invocation (empty when none
+    /// was saved).
+    pub strength: Vec<Strength>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -208,29 +222,31 @@ pub fn train(
     let _lock = dia_io::run::RunLock::acquire(run_dir)?;
     let dev = device.clone();
     let size = cfg.image_size;
-    let data: Arc<dyn Dataset> = if cfg.pad > 0 {
-        let d = cfg.data.open(Split::Train, None)?;
-        let (h, w) = d.image_size();
+    // Decoded at the files' own resolution and resized (or padded) as tensors (spec §2.2).
+    let data: Arc<dyn Dataset> = cfg.data.open(Split::Train, None)?;
+    if cfg.pad > 0 {
+        let (h, w) = data.image_size();
         if h + 2 * cfg.pad != size || w + 2 * cfg.pad != size {
             return Err(Error::Config(format!(
                 "pad {}: images of {h}x{w} padded on every side do not make image_size {size}",
                 cfg.pad
             )));
         }
-        d
-    } else {
-        cfg.data.open(Split::Train, Some((size, size)))?
-    };
+    }
     let indices = dia_data::normal_indices(data.as_ref(), &cfg.normal_classes)?;
+    // The fixed images of every strength measurement: the first of the class, unflipped.
+    let strength_idx: Vec<usize> = indices.iter().take(STRENGTH_IMAGES).copied().collect();
     let loader = BatchLoader::new(Arc::clone(&data), indices, cfg.batch_size)?
         .shuffle(cfg.seed)
         .drop_last(false);
     let per_epoch = loader.batches_per_epoch();
+    let strength_x = load_ddpm_batch(data.as_ref(), &strength_idx, size, cfg.pad)?;
 
     let model_path = run_dir.join("model.safetensors");
     let ema_path = run_dir.join("ema.safetensors");
     let ckpt_path = run_dir.join("checkpoint.safetensors");
     let metrics_path = run_dir.join("metrics.csv");
+    let strength_path = run_dir.join("strength.csv");
     let schedule = Schedule::cosine(cfg.timesteps);
 
     let mut adam = Adam::new(cfg.lr, cfg.adam_betas);
@@ -271,17 +287,33 @@ pub fn train(
         adam.import(&vars, &m, state.adam_steps)?;
     }
     write_text(&run_dir.join("config.yaml"), &yaml)?;
+    // The loss history the plateau rule reads, and the strength rows: both restored on resume.
+    let mut history: Vec<f64> = metrics
+        .iter()
+        .map(|r| loss_of_row(r, &metrics_path))
+        .collect::<Result<_>>()?;
+    let mut strength_csv = if opts.resume && strength_path.is_file() {
+        dia_io::run::metrics_upto(&strength_path, state.steps_done)?
+    } else {
+        Vec::new()
+    };
+    let mut stopped = cfg.plateau.as_ref().is_some_and(|p| plateaued(&history, p));
 
     let save = |state: &RunState,
                 shadow: &BTreeMap<String, Tensor>,
                 adam: &Adam,
-                metrics: &[String]|
-     -> Result<()> {
+                metrics: &[String],
+                strength_csv: &mut Vec<String>,
+                plateaued: bool|
+     -> Result<Vec<Strength>> {
         dia_io::run::write_metrics(&metrics_path, HEADER, metrics)?;
         let raw: BTreeMap<String, Tensor> = vars
             .iter()
             .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
             .collect();
+        let strength = measure_strength(cfg, &raw, &schedule, &strength_x, &dev)?;
+        strength_csv.extend(strength_rows(state.steps_done, &strength));
+        dia_io::run::write_metrics(&strength_path, STRENGTH_HEADER, strength_csv)?;
         let (moments, adam_steps) = adam.export();
         let st = RunState {
             steps_done: state.steps_done,
@@ -300,9 +332,11 @@ pub fn train(
             timesteps: cfg.timesteps,
             step: state.steps_done,
             ema,
+            plateaued,
         };
         save_tensors(&model_path, &state_dict(&raw, &schedule)?, &meta(false))?;
-        save_tensors(&ema_path, &state_dict(shadow, &schedule)?, &meta(true))
+        save_tensors(&ema_path, &state_dict(shadow, &schedule)?, &meta(true))?;
+        Ok(strength)
     };
 
     let accum = cfg.gradient_accumulate_every;
@@ -310,7 +344,8 @@ pub fn train(
     let mut samples = Vec::new();
     let mut order_cache: Option<(u64, Vec<usize>)> = None;
     let mut run = 0;
-    while state.steps_done < cfg.steps {
+    let mut strength = Vec::new();
+    while state.steps_done < cfg.steps && !stopped {
         let step = state.steps_done;
         let mut rng = mixed_rng(cfg.seed, 0x5EED_DD9A, step as u64);
         let mut grads: HashMap<String, Tensor> = HashMap::new();
@@ -325,10 +360,7 @@ pub fn train(
             let order = &order_cache.as_ref().expect("just filled").1;
             let bs = cfg.batch_size;
             let idx = order[pos * bs..((pos + 1) * bs).min(order.len())].to_vec();
-            let mut x = load_batch(data.as_ref(), idx)?.images;
-            if cfg.pad > 0 {
-                x = dia_transforms::pad_zeros(&x, cfg.pad)?;
-            }
+            let mut x = load_ddpm_batch(data.as_ref(), &idx, size, cfg.pad)?;
             if cfg.hflip {
                 x = random_hflip(&x, &mut rng)?;
             }
@@ -364,17 +396,14 @@ pub fn train(
         run += 1;
         let loss = loss_sum / accum as f64;
         losses.push(loss);
+        history.push(loss);
         metrics.push(format!("{},{loss},{grad_norm}", state.steps_done));
-        on_step(&StepInfo {
-            step: state.steps_done,
-            steps: cfg.steps,
-            loss,
-            grad_norm,
-        });
-        let done = state.steps_done == cfg.steps;
+        stopped = cfg.plateau.as_ref().is_some_and(|p| plateaued(&history, p));
+        let done = state.steps_done == cfg.steps || stopped;
         let stop = opts.stop_after_steps == Some(run);
-        if state.steps_done % cfg.save_every == 0 || done || stop {
-            save(&state, &shadow, &adam, &metrics)?;
+        let saved = state.steps_done % cfg.save_every == 0 || done || stop;
+        if saved {
+            strength = save(&state, &shadow, &adam, &metrics, &mut strength_csv, stopped)?;
         }
         let sample_now = cfg.num_samples > 0
             && (done || (cfg.sample_every > 0 && state.steps_done % cfg.sample_every == 0));
@@ -385,6 +414,13 @@ pub fn train(
             write_sample_grid(cfg, &shadow, &path, cfg.seed, &dev)?;
             samples.push(path);
         }
+        on_step(&StepInfo {
+            step: state.steps_done,
+            steps: cfg.steps,
+            loss,
+            grad_norm,
+            saved,
+        });
         if stop {
             break;
         }
@@ -403,5 +439,45 @@ pub fn train(
         first_loss: mean(&losses[..tenth.min(losses.len())]),
         last_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
         samples,
+        plateaued: stopped,
+        strength,
     })
+}
+
+/// The loss column of a `metrics.csv` row.
+fn loss_of_row(row: &str, path: &Path) -> Result<f64> {
+    row.split(',')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: format!("row {row:?} has no loss column"),
+        })
+}
+
+/// The dissolving strength of the raw weights `raw`, as DIA will use them (the default
+/// dissolver: the reference's unnormalised input), on the run's fixed images.
+fn measure_strength(
+    cfg: &DdpmConfig,
+    raw: &BTreeMap<String, Tensor>,
+    schedule: &Schedule,
+    x: &Tensor,
+    device: &Device,
+) -> Result<Vec<Strength>> {
+    let map: HashMap<String, Tensor> = raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let unet = Unet::from_tensors(&cfg.unet, &map, device)?;
+    let ddpm = GaussianDiffusion::new(unet, schedule.clone());
+    let dissolver = DiffusionDissolver::new(ddpm, cfg.image_size, Default::default())?;
+    dissolving_strength(&dissolver, x, &STRENGTH_TIMESTEPS)
+}
+
+/// Whether the DDPM of `model` (a `model.safetensors` of a run of `cfg`) is finished: at its
+/// last step, or stopped on a plateau.
+pub fn is_finished(model: &Path, cfg: &DdpmConfig) -> Result<bool> {
+    if !model.is_file() {
+        return Ok(false);
+    }
+    // Only the metadata is needed: read on the host, nothing is computed.
+    let (_, meta) = crate::checkpoint::read_tensors(model, &Device::Cpu)?;
+    Ok(meta.is_some_and(|m| m.step >= cfg.steps || m.plateaued))
 }

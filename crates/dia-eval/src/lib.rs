@@ -22,6 +22,7 @@
 //! - [`report`]: `report.json`, `scores.csv` and the ROC / histogram plots ([`plot`]).
 #![warn(missing_docs)]
 
+pub mod charts;
 pub mod csi;
 pub mod error;
 pub mod evaluate;

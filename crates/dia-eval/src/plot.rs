@@ -1,4 +1,5 @@
-//! The plots of a report: ROC curves (`roc.png`) and score histograms (`scores.png`).
+//! The plots of a report: ROC curves (`roc.png`) and score histograms (`scores.png`); the
+//! line and dot charts of training and experiment reports are in [`crate::charts`].
 //!
 //! Drawn with `plotters` into a bitmap and written as PNG. The text uses DejaVu Sans embedded
 //! in the binary (`assets/`, Bitstream Vera licence), so no system font is needed at runtime.
@@ -23,7 +24,17 @@ fn register_font() {
     });
 }
 
-fn plot_err(e: impl std::fmt::Display) -> Error {
+/// Series colours: distinct, readable on white (Palette99's third colour is a pale yellow).
+pub(crate) const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(0, 0, 0),
+];
+
+pub(crate) fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("plot: {e}"))
 }
 
@@ -69,7 +80,7 @@ fn save(path: &Path, buf: Vec<u8>) -> Result<()> {
 }
 
 /// The chart both plots draw on: f64 axes over a bitmap.
-type Chart<'a, 'b> = ChartContext<
+pub(crate) type Chart<'a, 'b> = ChartContext<
     'a,
     BitMapBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
@@ -77,7 +88,7 @@ type Chart<'a, 'b> = ChartContext<
 
 /// One chart in the style of both plots (title, axis descriptions, light mesh, legend box at
 /// `legend`), its series drawn by `series`, written to `path` as PNG.
-fn draw_chart(
+pub(crate) fn draw_chart(
     path: &Path,
     title: &str,
     (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
@@ -133,15 +144,6 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
                 .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
                 .map_err(plot_err)?;
             for (i, c) in curves.iter().enumerate() {
-                // Distinct, readable on white (Palette99's third colour is a pale yellow).
-                const COLORS: [RGBColor; 6] = [
-                    RGBColor(31, 119, 180),
-                    RGBColor(214, 39, 40),
-                    RGBColor(44, 160, 44),
-                    RGBColor(148, 103, 189),
-                    RGBColor(255, 127, 14),
-                    RGBColor(0, 0, 0),
-                ];
                 let color = COLORS[i % COLORS.len()].to_rgba();
                 let auroc = crate::metrics::auroc(c.scores, c.normal)?;
                 chart

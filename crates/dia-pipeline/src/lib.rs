@@ -27,6 +27,7 @@
 
 pub mod bench;
 pub mod ddpm;
+pub mod ddpm_report;
 pub mod device;
 mod dissolver;
 mod embed;

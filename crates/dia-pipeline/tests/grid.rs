@@ -75,3 +75,97 @@ fn a_grid_without_a_ddpm_section_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
     assert!(run_grid(&cfg, dir.path(), 0, &Device::Cpu, &Quiet).is_err());
 }
+
+/// Spec §2.2/§2.3: the DDPM keeps its own resolution whatever the encoder's, and trains on
+/// padded images exactly where the dissolver pads (28-px images, MedMNIST's `Pad(2)`).
+#[test]
+fn the_ddpm_keeps_its_resolution_and_pads_only_for_28_px_images() {
+    let mut cfg = config();
+    let ddpm = |cfg: &ExperimentConfig| cfg.ddpm_config("Trouser").unwrap();
+    // A 224-px encoder (the paper's medical sets): the DDPM stays at 32, resized into.
+    cfg.train.image_size = Some(224);
+    let d = ddpm(&cfg);
+    assert_eq!((d.image_size, d.pad), (32, 0));
+    // 32-px encoder images (resized from 28 on load): no padding either.
+    cfg.train.image_size = Some(32);
+    assert_eq!((ddpm(&cfg).image_size, ddpm(&cfg).pad), (32, 0));
+    // 28-px encoder images, configured or the files' own size: padded 28 → 32.
+    cfg.train.image_size = Some(28);
+    assert_eq!((ddpm(&cfg).image_size, ddpm(&cfg).pad), (32, 2));
+    cfg.train.image_size = None;
+    assert_eq!((ddpm(&cfg).image_size, ddpm(&cfg).pad), (32, 2));
+    // A DDPM at 64 px (the resolution study) keeps 64; an explicit pad is kept as written.
+    let mut v = cfg.ddpm.clone().unwrap();
+    v.as_mapping_mut()
+        .unwrap()
+        .insert("image_size".into(), 64.into());
+    cfg.ddpm = Some(v.clone());
+    cfg.train.image_size = Some(224);
+    assert_eq!((ddpm(&cfg).image_size, ddpm(&cfg).pad), (64, 0));
+    v.as_mapping_mut().unwrap().insert("pad".into(), 0.into());
+    v.as_mapping_mut()
+        .unwrap()
+        .insert("image_size".into(), 32.into());
+    cfg.ddpm = Some(v);
+    cfg.train.image_size = Some(28);
+    assert_eq!(ddpm(&cfg).pad, 0);
+}
+
+/// `eval.every_epochs`: every cell records its per-epoch test AUROCs, the reference protocol's
+/// best epoch is computed from that list, and `results.md` shows it beside the last epoch,
+/// with the paired differences against CSI and the AUROC plot.
+#[test]
+fn every_epochs_records_the_reference_protocol_and_pairs_against_csi() {
+    let mut cfg = config();
+    cfg.methods = vec![Method::Csi, Method::DiaGaussian];
+    cfg.seeds = vec![0, 1];
+    cfg.train.epochs = 3;
+    cfg.eval.every_epochs = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let results = run_grid(&cfg, dir.path(), 2, &Device::Cpu, &Quiet).unwrap();
+    assert_eq!(results.len(), 4);
+    for r in &results {
+        let (_, rows) = dia_io::csv::read_csv(&r.run.join("epochs.csv")).unwrap();
+        let list: Vec<(usize, f64)> = rows
+            .iter()
+            .map(|row| (row[0].parse().unwrap(), row[1].parse().unwrap()))
+            .collect();
+        assert_eq!(list.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3]);
+        // The last entry is the cell's own (last-epoch) AUROC; each earlier one its report's.
+        assert_eq!(list[2].1, r.auroc);
+        let e1 =
+            dia_pipeline::read_report(&r.run.join("eval/epochs/epoch-0001/report.json")).unwrap();
+        assert_eq!(list[0].1, e1.pooled.auroc);
+        assert_eq!(
+            r.best_epoch,
+            dia_pipeline::experiment::reference_protocol(&list)
+        );
+    }
+    let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(md.contains("reference's protocol (optimistic)"), "{md}");
+    assert!(
+        md.contains("| dia-gaussian |") && md.contains("(n = 2)"),
+        "{md}"
+    );
+    assert!(dir.path().join("auroc.png").is_file());
+    // Read back (collect) gives the same results, best epochs included.
+    let again = dia_pipeline::experiment::collect(&cfg, dir.path()).unwrap();
+    assert_eq!(again, results);
+}
+
+/// The recipe that trained the shipped quick-start DDPM is the quick start's own DDPM section.
+#[test]
+fn the_quickstart_ddpm_config_is_the_shipped_recipe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("configs/quickstart-ddpm.yaml")).unwrap();
+    let committed: dia_diffusion::DdpmConfig = serde_yaml::from_str(&text).unwrap();
+    let q = dia_pipeline::Quickstart {
+        data: "datasets/fashion-mnist-sample".into(),
+        class: "Shirt".into(),
+        gaussian: false,
+        tiny: false,
+        train_ddpm: false,
+    };
+    let ours = q.experiment().unwrap().ddpm_config("Shirt").unwrap();
+    assert_eq!(ours, committed);
+}

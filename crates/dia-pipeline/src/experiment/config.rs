@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use dia_contrastive::{DiffusionSpec, Mode, TrainConfig};
+use dia_data::Split;
 use dia_diffusion::DdpmConfig;
 use dia_eval::ScoreKind;
 use dia_transforms::{DissolveKind, ShiftKind};
@@ -54,6 +55,15 @@ pub struct EvalSection {
     /// TTA copies per image and shift.
     #[serde(default = "d_samples")]
     pub ood_samples: usize,
+    /// Also evaluate on the test split after every this many epochs and record each AUROC
+    /// (the reference's protocol, spec §10.6; reports then show its best epoch, marked
+    /// optimistic, beside the last). 0: only the last epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub every_epochs: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 fn d_score() -> ScoreKind {
@@ -65,6 +75,7 @@ impl Default for EvalSection {
         Self {
             score: ScoreKind::Csi,
             ood_samples: 10,
+            every_epochs: 0,
         }
     }
 }
@@ -76,8 +87,9 @@ pub struct ExperimentConfig {
     /// The base encoder config; `mode`, `shift_trans_type`'s dissolve part, `normal_classes`,
     /// `seed` and `diffusion` are set per cell.
     pub train: TrainConfig,
-    /// The DDPM config of the diffusion cells (its `data` defaults to the encoder's; its
-    /// `normal_classes` and `image_size` are set per class).
+    /// The DDPM config of the diffusion cells (its `data` defaults to the encoder's, its
+    /// `normal_classes` are set per class; its `image_size` is its own, 32 by default, and its
+    /// `pad` is 2 where the encoder's images are 4 px smaller).
     #[serde(default)]
     pub ddpm: Option<serde_yaml::Value>,
     /// Methods.
@@ -154,10 +166,24 @@ impl ExperimentConfig {
             map.insert("data".into(), data);
         }
         map.insert("normal_classes".into(), vec![class.to_string()].into());
+        let pad_given = map.contains_key("pad");
         let mut cfg: DdpmConfig = serde_yaml::from_value(v).map_err(|e| section(&e))?;
-        cfg.image_size = self.train.image_size.unwrap_or(cfg.image_size);
+        // The DDPM keeps its own resolution (32 by default: the bottleneck of spec §2.3); the
+        // dissolver resizes into it. Only where the dissolver pads (encoder images 4 px
+        // smaller: MedMNIST 28 → 32) does the DDPM train on padded images too (spec §2.2).
+        if !pad_given && cfg.image_size > 4 && self.encoder_input_size()? + 4 == cfg.image_size {
+            cfg.pad = 2;
+        }
         cfg.validate().map_err(|e| section(&e))?;
         Ok(cfg)
+    }
+
+    /// The side of the encoder's input images: the configured `image_size`, else the data's.
+    fn encoder_input_size(&self) -> Result<usize> {
+        Ok(match self.train.image_size {
+            Some(s) => s,
+            None => self.train.data.open(Split::Train, None)?.image_size().0,
+        })
     }
 
     /// The encoder config of one cell.

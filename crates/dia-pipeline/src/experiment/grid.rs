@@ -12,8 +12,10 @@ use dia_diffusion::DdpmConfig;
 use dia_eval::TtaConfig;
 
 use super::config::{EvalSection, ExperimentConfig, Method};
+use super::epochs::{epoch_eval_dir, reference_protocol, write_epochs};
 use super::tables::{write_tables, CellResult};
 use super::tasks::{run_cell_task, run_ddpm_task, write_experiment};
+use crate::ddpm_report::write_ddpm_report;
 use crate::error::{Error, Result};
 use crate::evaluate::{evaluate_checkpoint, read_report, EvalOptions};
 use crate::progress::{Progress, Tasks};
@@ -27,26 +29,35 @@ pub fn run_ddpm(
     progress: &dyn Progress,
 ) -> Result<PathBuf> {
     let model = dir.join("model.safetensors");
-    if model.is_file() {
-        // Only the metadata is needed: read on the host, nothing is computed.
-        let (_, meta) = dia_diffusion::checkpoint::read_tensors(&model, &Device::Cpu)?;
-        if meta.is_some_and(|m| m.step >= cfg.steps) {
-            progress.finish("done before".into());
-            return Ok(model);
-        }
+    if dia_diffusion::train::is_finished(&model, cfg)? {
+        progress.finish("done before".into());
+        return Ok(model);
     }
     let resume = dir.join("checkpoint.safetensors").is_file();
     progress.set_length(cfg.steps as u64);
+    let mut report_error = None;
     let mut on_step = |s: &dia_diffusion::train::StepInfo| {
         progress.set_position(s.step as u64);
         progress.set_message(format!("loss {:.4}", s.loss));
+        if s.saved && report_error.is_none() {
+            report_error = write_ddpm_report(dir, cfg).err();
+        }
     };
     let opts = dia_diffusion::train::RunOptions {
         resume,
         stop_after_steps: None,
     };
-    dia_diffusion::train::train(cfg, dir, device, opts, &mut on_step)?;
-    progress.finish("trained".into());
+    let summary = dia_diffusion::train::train(cfg, dir, device, opts, &mut on_step)?;
+    if let Some(e) = report_error {
+        return Err(e);
+    }
+    let report = write_ddpm_report(dir, cfg)?;
+    progress.finish(format!(
+        "trained: {} steps{}, smoothed loss {:.4}",
+        summary.steps_done,
+        if summary.plateaued { " (plateau)" } else { "" },
+        report.smoothed_loss
+    ));
     Ok(model)
 }
 
@@ -60,6 +71,8 @@ pub(crate) fn recorded_seconds(dir: &Path) -> Option<f64> {
 }
 
 /// Trains (or resumes) and evaluates one cell on `device`; a cell with a report is read back.
+/// With `eval.every_epochs` set, the checkpoint is also evaluated after every such epoch
+/// (the reference's protocol, [`super::epochs`]).
 pub fn run_cell(
     cfg: &TrainConfig,
     method: Method,
@@ -69,54 +82,117 @@ pub fn run_cell(
     progress: &dyn Progress,
 ) -> Result<CellResult> {
     let report_path = dir.join("eval").join("report.json");
+    let opts = EvalOptions {
+        score: eval.score,
+        tta: TtaConfig {
+            ood_samples: eval.ood_samples,
+            seed: cfg.seed,
+            ..TtaConfig::default()
+        },
+    };
+    let every = eval.every_epochs;
+    let ckpt = dir.join("last.safetensors");
     if !report_path.is_file() {
-        let done = dia_contrastive::epochs_done(dir).unwrap_or(0);
-        if done < cfg.epochs {
-            let t = Instant::now();
-            let mut started = false;
-            let mut position = 0;
-            let mut on_step = |s: &dia_contrastive::StepInfo| {
-                if !started {
-                    started = true;
-                    position = ((s.epoch - 1) * s.iterations) as u64;
-                    progress.set_length((s.iterations * cfg.epochs) as u64);
+        loop {
+            let done = dia_contrastive::epochs_done(dir).unwrap_or(0);
+            // Evaluated before training on, so an interruption between the two is caught up.
+            if every > 0 && done > 0 && done < cfg.epochs && done.is_multiple_of(every) {
+                let out = epoch_eval_dir(dir, done);
+                if !out.join("report.json").is_file() {
+                    progress.set_message(format!("evaluating epoch {done}"));
+                    evaluate_checkpoint(cfg, &ckpt, &out, opts, device, progress)?;
                 }
-                position += 1;
-                progress.set_position(position);
-                progress.set_message(format!("epoch {} loss {:.3}", s.epoch, s.losses.total()));
+            }
+            if done >= cfg.epochs {
+                break;
+            }
+            let until = if every > 0 {
+                ((done / every + 1) * every).min(cfg.epochs)
+            } else {
+                cfg.epochs
             };
-            let dissolver = crate::dissolver(cfg, device)?;
-            let opts = dia_contrastive::RunOptions {
-                resume: done > 0,
-                stop_after_epochs: None,
-            };
-            dia_contrastive::train(cfg, dir, device, dissolver.as_deref(), opts, &mut on_step)?;
-            let text = format!(
-                "{}\n",
-                recorded_seconds(dir).unwrap_or(0.0) + t.elapsed().as_secs_f64()
-            );
-            let timing = dir.join(TIMING_FILE);
-            dia_io::atomic::write_atomic(&timing, |f| {
-                std::io::Write::write_all(f, text.as_bytes())
-            })?;
+            train_epochs(cfg, dir, device, done, until - done, progress)?;
         }
         progress.set_message("evaluating".into());
-        let opts = EvalOptions {
-            score: eval.score,
-            tta: TtaConfig {
-                ood_samples: eval.ood_samples,
-                seed: cfg.seed,
-                ..TtaConfig::default()
-            },
-        };
-        let ckpt = dir.join("last.safetensors");
         evaluate_checkpoint(cfg, &ckpt, &dir.join("eval"), opts, device, progress)?;
     }
-    let report = read_report(&report_path)?;
-    let seconds = recorded_seconds(dir).unwrap_or(f64::NAN);
-    let result = CellResult::from_report(method.name(), cfg.seed, &report, seconds, dir);
+    let result = cell_result(cfg, method, dir, eval)?;
     progress.finish(format!("AUROC {:.4}", result.auroc));
     Ok(result)
+}
+
+/// The result of a finished cell, read back from its reports (and, with
+/// `eval.every_epochs`, its per-epoch reports, recorded in `epochs.csv`).
+pub(crate) fn cell_result(
+    cfg: &TrainConfig,
+    method: Method,
+    dir: &Path,
+    eval: &EvalSection,
+) -> Result<CellResult> {
+    let report = read_report(&dir.join("eval").join("report.json"))?;
+    let seconds = recorded_seconds(dir).unwrap_or(f64::NAN);
+    let mut result = CellResult::from_report(method.name(), cfg.seed, &report, seconds, dir);
+    if eval.every_epochs > 0 {
+        let aurocs = epoch_aurocs(cfg, dir, eval.every_epochs, report.pooled.auroc)?;
+        write_epochs(dir, &aurocs)?;
+        result.best_epoch = reference_protocol(&aurocs);
+    }
+    Ok(result)
+}
+
+/// The recorded (epoch, AUROC) list of a cell evaluated every `every` epochs: the epoch
+/// reports, then the last epoch's (`last`).
+pub(crate) fn epoch_aurocs(
+    cfg: &TrainConfig,
+    dir: &Path,
+    every: usize,
+    last: f64,
+) -> Result<Vec<(usize, f64)>> {
+    let mut v = Vec::new();
+    for e in (every..cfg.epochs).step_by(every) {
+        let r = read_report(&epoch_eval_dir(dir, e).join("report.json"))?;
+        v.push((e, r.pooled.auroc));
+    }
+    v.push((cfg.epochs, last));
+    Ok(v)
+}
+
+/// Trains `n` more epochs of the cell in `dir` (from `done`), adding the time to the cell's
+/// record.
+fn train_epochs(
+    cfg: &TrainConfig,
+    dir: &Path,
+    device: &Device,
+    done: usize,
+    n: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let t = Instant::now();
+    let mut started = false;
+    let mut position = 0;
+    let mut on_step = |s: &dia_contrastive::StepInfo| {
+        if !started {
+            started = true;
+            position = ((s.epoch - 1) * s.iterations) as u64;
+            progress.set_length((s.iterations * cfg.epochs) as u64);
+        }
+        position += 1;
+        progress.set_position(position);
+        progress.set_message(format!("epoch {} loss {:.3}", s.epoch, s.losses.total()));
+    };
+    let dissolver = crate::dissolver(cfg, device)?;
+    let opts = dia_contrastive::RunOptions {
+        resume: done > 0,
+        stop_after_epochs: Some(n),
+    };
+    dia_contrastive::train(cfg, dir, device, dissolver.as_deref(), opts, &mut on_step)?;
+    let text = format!(
+        "{}\n",
+        recorded_seconds(dir).unwrap_or(0.0) + t.elapsed().as_secs_f64()
+    );
+    let timing = dir.join(TIMING_FILE);
+    dia_io::atomic::write_atomic(&timing, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    Ok(())
 }
 
 /// Runs the whole grid of `cfg` in `out` on `device`, at most `jobs` tasks at once; writes the
@@ -148,7 +224,7 @@ pub fn run_grid(
         run_cell_task(cfg, out, i, device, progress.as_ref())
     });
     let results: Vec<CellResult> = results.into_iter().collect::<Result<_>>()?;
-    write_tables(out, &results)?;
+    write_tables(out, &results, &super::tasks::ddpm_summaries(cfg, out)?)?;
     Ok(results)
 }
 

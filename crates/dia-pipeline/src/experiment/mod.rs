@@ -4,15 +4,21 @@
 //! [`collect`] and [`status`] read a grid back.
 
 mod config;
+mod epochs;
 mod grid;
+mod paired;
 pub mod slurm;
 mod tables;
 mod tasks;
 
 pub use config::{slug, EvalSection, ExperimentConfig, Method};
+pub use epochs::{epoch_eval_dir, reference_protocol, write_epochs, EPOCHS_FILE};
 pub use grid::{run_cell, run_ddpm, run_grid};
-pub use tables::{markdown_table, write_tables, CellResult};
+pub use paired::{paired_differences, t_975, t_interval, PairedDiff};
+pub use tables::{
+    markdown_table, paired_table, plot_grid, results_markdown, write_tables, CellResult,
+};
 pub use tasks::{
-    cell_dir, collect, ddpm_dir, log_path, run_cell_task, run_ddpm_task, status, Cell, State,
-    TaskStatus,
+    cell_dir, collect, ddpm_dir, ddpm_summaries, log_path, run_cell_task, run_ddpm_task, status,
+    Cell, State, TaskStatus,
 };

@@ -12,8 +12,8 @@ use candle_core::Device;
 use super::config::{slug, ExperimentConfig, Method};
 use super::grid::{run_cell, run_ddpm};
 use super::tables::{write_tables, CellResult};
+use crate::ddpm_report::{write_ddpm_report, DdpmSummary};
 use crate::error::{io_err, Error, Result};
-use crate::evaluate::read_report;
 use crate::progress::Progress;
 
 /// One cell of a grid: a method, a normal class and a seed.
@@ -115,11 +115,7 @@ pub fn run_ddpm_task(
 /// The finished DDPM a diffusion cell of `class` needs, or an error saying which task to run.
 fn finished_ddpm(cfg: &ExperimentConfig, out: &Path, class: &str) -> Result<PathBuf> {
     let model = ddpm_dir(out, class).join("model.safetensors");
-    let steps = cfg.ddpm_config(class)?.steps;
-    let done = model.is_file()
-        && dia_diffusion::checkpoint::read_tensors(&model, &Device::Cpu)?
-            .1
-            .is_some_and(|m| m.step >= steps);
+    let done = dia_diffusion::train::is_finished(&model, &cfg.ddpm_config(class)?)?;
     if !done {
         let i = cfg.ddpm_classes().iter().position(|c| c == class);
         return Err(Error::Config(format!(
@@ -179,14 +175,8 @@ pub fn collect(cfg: &ExperimentConfig, out: &Path) -> Result<Vec<CellResult>> {
             missing.push(format!("{i} ({})", cell.name()));
             continue;
         }
-        let seconds = super::grid::recorded_seconds(&dir).unwrap_or(f64::NAN);
-        results.push(CellResult::from_report(
-            cell.method.name(),
-            cell.seed,
-            &read_report(&report)?,
-            seconds,
-            &dir,
-        ));
+        let tc = cfg.cell_config(cell.method, &cell.class, cell.seed, None)?;
+        results.push(super::grid::cell_result(&tc, cell.method, &dir, &cfg.eval)?);
     }
     if !missing.is_empty() {
         return Err(Error::Config(format!(
@@ -195,8 +185,20 @@ pub fn collect(cfg: &ExperimentConfig, out: &Path) -> Result<Vec<CellResult>> {
             missing.join(", ")
         )));
     }
-    write_tables(out, &results)?;
+    write_tables(out, &results, &ddpm_summaries(cfg, out)?)?;
     Ok(results)
+}
+
+/// The reports of the grid's finished DDPMs (rewritten from their metrics), by class.
+pub fn ddpm_summaries(cfg: &ExperimentConfig, out: &Path) -> Result<Vec<(String, DdpmSummary)>> {
+    let mut v = Vec::new();
+    for class in cfg.ddpm_classes() {
+        if finished_ddpm(cfg, out, &class).is_ok() {
+            let summary = write_ddpm_report(&ddpm_dir(out, &class), &cfg.ddpm_config(&class)?)?;
+            v.push((class, summary));
+        }
+    }
+    Ok(v)
 }
 
 /// Where a task stands.
