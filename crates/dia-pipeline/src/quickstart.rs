@@ -238,6 +238,13 @@ eval: {{score: csi, ood_samples: {samples}}}
         if dir.join("model.safetensors").is_file() {
             return Ok(());
         }
+        if dir.exists() {
+            return Err(Error::Config(format!(
+                "{}: holds an unfinished DDPM run (from --train-ddpm?); finish it with \
+                 dia quickstart --train-ddpm, or remove the folder to use the shipped DDPM",
+                dir.display()
+            )));
+        }
         let src = self.data.join(SHIPPED_DDPM);
         let model = src.join("model.safetensors");
         let sum = dia_io::file_checksum(&model)?;

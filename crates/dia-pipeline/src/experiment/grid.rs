@@ -106,11 +106,10 @@ pub fn run_cell(
             if done >= cfg.epochs {
                 break;
             }
-            let until = if every > 0 {
-                ((done / every + 1) * every).min(cfg.epochs)
-            } else {
-                cfg.epochs
-            };
+            // The next multiple of `every` (or the end, without per-epoch evaluation).
+            let until = done
+                .checked_div(every)
+                .map_or(cfg.epochs, |k| ((k + 1) * every).min(cfg.epochs));
             train_epochs(cfg, dir, device, done, until - done, progress)?;
         }
         progress.set_message("evaluating".into());
