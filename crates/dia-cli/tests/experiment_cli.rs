@@ -34,6 +34,11 @@ fn quickstart_writes_the_report_with_every_method() {
         .find(|l| l.starts_with("| dia-diffusion |") && l.contains("(n = 2)"))
         .unwrap_or_else(|| panic!("no paired row:\n{report}"));
     assert!(paired.contains('['), "{paired}");
+    // ... and the verdict in words, which names the method and counts the seeds it won.
+    assert!(
+        report.contains("**dia-diffusion**") && report.contains("of 2 seeds"),
+        "{report}"
+    );
     assert!(
         report.contains("| 30 |") && report.contains("| 99 |"),
         "{report}"

@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::error::Result;
-use crate::plot::{draw_chart, plot_err, COLORS};
+use crate::plot::{draw_chart, draw_chart_with, plot_err, COLORS};
 
 /// One curve of [`plot_lines`].
 pub struct Line<'a> {
@@ -79,9 +79,8 @@ pub struct Dots {
     pub values: Vec<Vec<f64>>,
 }
 
-/// Writes a dot chart: categories along x (numbered 1, 2, … and named in the title's
-/// `categories` line), each series offset within its category, one dot per value and a
-/// horizontal bar at the series' mean.
+/// Writes a dot chart: categories along x (named under their slots), each series offset within
+/// its category, one dot per value and a horizontal bar at the series' mean.
 ///
 /// ```
 /// use dia_eval::charts::{plot_dots, Dots};
@@ -105,18 +104,21 @@ pub fn plot_dots(
     .ok_or_else(|| plot_err("no finite value"))?;
     let n = categories.len() as f64;
     let k = series.len().max(1) as f64;
-    let x_desc = categories
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{}: {c}", i + 1))
-        .collect::<Vec<_>>()
-        .join("   ");
-    draw_chart(
+    // Each category's name under its slot (ticks every half unit; only the whole ones named).
+    let name = |x: &f64| {
+        let i = x.round();
+        match categories.get((i as usize).wrapping_sub(1)) {
+            Some(c) if (x - i).abs() < 1e-6 => c.clone(),
+            _ => String::new(),
+        }
+    };
+    draw_chart_with(
         path,
         title,
         (0.5..n + 0.5, padded(yr)),
-        (&x_desc, y_desc),
+        ("normal class", y_desc),
         SeriesLabelPosition::LowerRight,
+        Some((2 * categories.len() + 1, &name)),
         |chart| {
             for (si, s) in series.iter().enumerate() {
                 let color = COLORS[si % COLORS.len()].to_rgba();

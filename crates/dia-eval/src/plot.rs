@@ -91,9 +91,22 @@ pub(crate) type Chart<'a, 'b> = ChartContext<
 pub(crate) fn draw_chart(
     path: &Path,
     title: &str,
+    ranges: (std::ops::Range<f64>, std::ops::Range<f64>),
+    descs: (&str, &str),
+    legend: SeriesLabelPosition,
+    series: impl FnOnce(&mut Chart) -> Result<()>,
+) -> Result<()> {
+    draw_chart_with(path, title, ranges, descs, legend, None, series)
+}
+
+/// [`draw_chart`] with, optionally, the number of x labels and their text (categorical axes).
+pub(crate) fn draw_chart_with(
+    path: &Path,
+    title: &str,
     (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
     (x_desc, y_desc): (&str, &str),
     legend: SeriesLabelPosition,
+    x_labels: Option<(usize, &dyn Fn(&f64) -> String)>,
     series: impl FnOnce(&mut Chart) -> Result<()>,
 ) -> Result<()> {
     register_font();
@@ -108,13 +121,12 @@ pub(crate) fn draw_chart(
             .y_label_area_size(50)
             .build_cartesian_2d(x, y)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(plot_err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.light_line_style(WHITE).x_desc(x_desc).y_desc(y_desc);
+        if let Some((n, f)) = x_labels {
+            mesh.x_labels(n).x_label_formatter(f);
+        }
+        mesh.draw().map_err(plot_err)?;
         series(&mut chart)?;
         chart
             .configure_series_labels()
