@@ -99,6 +99,9 @@ pub(crate) fn draw_chart(
     draw_chart_with(path, title, ranges, descs, legend, None, series)
 }
 
+/// The text of an x label at a position.
+pub(crate) type XLabel<'a> = dyn Fn(&f64) -> String + 'a;
+
 /// [`draw_chart`] with, optionally, the number of x labels and their text (categorical axes).
 pub(crate) fn draw_chart_with(
     path: &Path,
@@ -106,7 +109,7 @@ pub(crate) fn draw_chart_with(
     (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
     (x_desc, y_desc): (&str, &str),
     legend: SeriesLabelPosition,
-    x_labels: Option<(usize, &dyn Fn(&f64) -> String)>,
+    x_labels: Option<(usize, &XLabel<'_>)>,
     series: impl FnOnce(&mut Chart) -> Result<()>,
 ) -> Result<()> {
     register_font();
