@@ -38,12 +38,14 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
     let free_at_start = dia_pipeline::device::memory(&device).map(|m| m.0);
     let pb = Bar::new("ddpm [{bar:30}] {pos}/{len} {msg} ({eta})");
     pb.set_length(cfg.steps as u64);
-    let mut report_error = None;
+    // The report of the latest checkpoint (the last step always writes one); the first error
+    // stops further reports and is returned after training.
+    let mut report = None;
     let mut on_step = |s: &StepInfo| {
         pb.set_message(format!("loss {:.4} |g| {:.3}", s.loss, s.grad_norm));
         pb.set_position(s.step as u64);
-        if s.saved && report_error.is_none() {
-            report_error = write_ddpm_report(&dir, &cfg).err();
+        if s.saved && !matches!(report, Some(Err(_))) {
+            report = Some(write_ddpm_report(&dir, &cfg));
         }
     };
     let opts = RunOptions {
@@ -54,10 +56,11 @@ pub(crate) fn train_ddpm(args: TrainDdpmArgs) -> Result<()> {
     let summary =
         crate::device::explain_out_of_memory(trained, &device, cfg.batch_size, free_at_start)?;
     pb.finish();
-    if let Some(e) = report_error {
-        return Err(e.into());
-    }
-    let report = write_ddpm_report(&dir, &cfg)?;
+    // Nothing trained (a finished run resumed): the report is written from its files.
+    let report = match report {
+        Some(r) => r?,
+        None => write_ddpm_report(&dir, &cfg)?,
+    };
     if summary.first_loss.is_nan() {
         println!(
             "{}: all {} steps were already done",

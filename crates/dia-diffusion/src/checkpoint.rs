@@ -224,14 +224,22 @@ pub fn read_tensors(
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, Option<DdpmMeta>)> {
     let (tensors, meta) = dia_io::load_safetensors(path, device)?;
-    let meta = match meta.get(META_KEY) {
-        Some(json) => Some(
+    Ok((tensors, parse_meta(path, &meta)?))
+}
+
+/// The [`DdpmMeta`] of a file written by [`save_tensors`], without building its tensors (what
+/// "is this run finished?" needs); `None` for a safetensors file without it.
+pub fn read_meta(path: &Path) -> Result<Option<DdpmMeta>> {
+    parse_meta(path, &dia_io::read_metadata(path)?)
+}
+
+fn parse_meta(path: &Path, meta: &BTreeMap<String, String>) -> Result<Option<DdpmMeta>> {
+    meta.get(META_KEY)
+        .map(|json| {
             serde_json::from_str(json)
-                .map_err(|e| ckpt_err(path, format!("bad {META_KEY} metadata: {e}")))?,
-        ),
-        None => None,
-    };
-    Ok((tensors, meta))
+                .map_err(|e| ckpt_err(path, format!("bad {META_KEY} metadata: {e}")))
+        })
+        .transpose()
 }
 
 /// Loads a DDPM from one of our safetensors files (or any safetensors file with

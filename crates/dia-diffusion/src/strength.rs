@@ -107,6 +107,32 @@ pub fn strength_rows(step: usize, s: &[Strength]) -> Vec<String> {
         .collect()
 }
 
+/// Reads a `strength.csv` written from [`strength_rows`]: (step, strength) per row, in file
+/// order. A row that does not hold the five numbers is an error naming the file.
+pub fn read_strength_csv(path: &std::path::Path) -> Result<Vec<(usize, Strength)>> {
+    let (_, rows) = dia_io::csv::read_csv(path)?;
+    rows.iter()
+        .map(|row| {
+            let v: Vec<f64> = row.iter().filter_map(|x| x.parse().ok()).collect();
+            match v[..] {
+                [step, t, mean_abs_change, psnr_db, detail_removed] => Ok((
+                    step as usize,
+                    Strength {
+                        t: t as usize,
+                        mean_abs_change,
+                        psnr_db,
+                        detail_removed,
+                    },
+                )),
+                _ => Err(crate::Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    msg: format!("row {row:?} is not {STRENGTH_HEADER}"),
+                }),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +198,14 @@ mod tests {
         // Larger t removes more of the predicted noise: a larger change.
         assert!(s[1].mean_abs_change > s[0].mean_abs_change);
         assert_eq!(strength_rows(7, &s)[0].split(',').count(), 5);
+        // Written rows read back exactly (Rust prints f64 round-trip).
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("strength.csv");
+        dia_io::run::write_metrics(&csv, STRENGTH_HEADER, &strength_rows(7, &s))?;
+        let back = read_strength_csv(&csv)?;
+        assert_eq!(back, s.iter().map(|x| (7, *x)).collect::<Vec<_>>());
+        std::fs::write(&csv, format!("{STRENGTH_HEADER}\n1,30,0.1\n")).unwrap();
+        assert!(read_strength_csv(&csv).is_err());
         Ok(())
     }
 }

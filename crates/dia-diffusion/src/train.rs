@@ -290,7 +290,7 @@ pub fn train(
     // The loss history the plateau rule reads, and the strength rows: both restored on resume.
     let mut history: Vec<f64> = metrics
         .iter()
-        .map(|r| loss_of_row(r, &metrics_path))
+        .map(|r| step_and_loss(r, &metrics_path).map(|(_, loss)| loss))
         .collect::<Result<_>>()?;
     let mut strength_csv = if opts.resume && strength_path.is_file() {
         dia_io::run::metrics_upto(&strength_path, state.steps_done)?
@@ -444,15 +444,28 @@ pub fn train(
     })
 }
 
-/// The loss column of a `metrics.csv` row.
-fn loss_of_row(row: &str, path: &Path) -> Result<f64> {
-    row.split(',')
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: format!("row {row:?} has no loss column"),
-        })
+/// The step and loss of a `metrics.csv` row (`step,loss,grad_norm`) of `path`.
+fn step_and_loss(row: &str, path: &Path) -> Result<(usize, f64)> {
+    let mut cols = row.split(',');
+    let step = cols.next().and_then(|v| v.parse().ok());
+    let loss = cols.next().and_then(|v| v.parse().ok());
+    step.zip(loss).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!("row {row:?} is not {HEADER}"),
+    })
+}
+
+/// The (step, loss) rows of a run's `metrics.csv`: the curve its reports draw.
+pub fn read_losses(path: &Path) -> Result<Vec<(usize, f64)>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| step_and_loss(l, path))
+        .collect()
 }
 
 /// The dissolving strength of the raw weights `raw`, as DIA will use them (the default
@@ -477,7 +490,6 @@ pub fn is_finished(model: &Path, cfg: &DdpmConfig) -> Result<bool> {
     if !model.is_file() {
         return Ok(false);
     }
-    // Only the metadata is needed: read on the host, nothing is computed.
-    let (_, meta) = crate::checkpoint::read_tensors(model, &Device::Cpu)?;
+    let meta = crate::checkpoint::read_meta(model)?;
     Ok(meta.is_some_and(|m| m.step >= cfg.steps || m.plateaued))
 }

@@ -7,10 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use dia_diffusion::plateau::moving_average;
+use dia_diffusion::strength::{read_strength_csv, Strength};
+use dia_diffusion::train::read_losses;
 use dia_diffusion::DdpmConfig;
 use dia_eval::charts::{plot_lines, Line};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// What a DDPM's report says, for the reports that embed it.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,26 +24,11 @@ pub struct DdpmSummary {
     /// Stopped on a plateau before the configured steps.
     pub plateaued: bool,
     /// The last strength measurement, one per t.
-    pub strength: Vec<StrengthRow>,
+    pub strength: Vec<Strength>,
     /// `loss.png`.
     pub loss_plot: PathBuf,
     /// The latest sample grid, if any.
     pub samples: Option<PathBuf>,
-}
-
-/// One row of `strength.csv`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StrengthRow {
-    /// The checkpoint's step.
-    pub step: usize,
-    /// The timestep.
-    pub t: usize,
-    /// mean |D(x) − x|.
-    pub mean_abs_change: f64,
-    /// PSNR of D(x), dB.
-    pub psnr_db: f64,
-    /// The fraction of the finest detail removed.
-    pub detail_removed: f64,
 }
 
 /// The window of the smoothed curve: the plateau rule's, else 50 steps.
@@ -49,31 +36,13 @@ fn window(cfg: &DdpmConfig) -> usize {
     cfg.plateau.as_ref().map_or(50, |p| p.window)
 }
 
-fn numbers(path: &Path, row: &[String], cols: usize) -> Result<Vec<f64>> {
-    let v: Vec<f64> = row
-        .iter()
-        .take(cols)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if v.len() != cols {
-        return Err(Error::Config(format!(
-            "{}: row {row:?} does not hold {cols} numbers",
-            path.display()
-        )));
-    }
-    Ok(v)
-}
-
 /// Writes `loss.png` and `report.md` of the DDPM run in `dir` (trained with `cfg`) from its
 /// `metrics.csv` and `strength.csv`, and returns the summary.
 pub fn write_ddpm_report(dir: &Path, cfg: &DdpmConfig) -> Result<DdpmSummary> {
-    let metrics = dir.join("metrics.csv");
-    let (_, rows) = dia_io::csv::read_csv(&metrics)?;
-    let mut raw = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let v = numbers(&metrics, r, 2)?;
-        raw.push((v[0], v[1]));
-    }
+    let raw: Vec<(f64, f64)> = read_losses(&dir.join("metrics.csv"))?
+        .into_iter()
+        .map(|(step, loss)| (step as f64, loss))
+        .collect();
     let losses: Vec<f64> = raw.iter().map(|p| p.1).collect();
     let w = window(cfg);
     let smooth: Vec<(f64, f64)> = raw
@@ -102,30 +71,20 @@ pub fn write_ddpm_report(dir: &Path, cfg: &DdpmConfig) -> Result<DdpmSummary> {
         )?;
     }
     let strength_path = dir.join("strength.csv");
-    let mut strength_rows = Vec::new();
-    if strength_path.is_file() {
-        for r in dia_io::csv::read_csv(&strength_path)?.1 {
-            let v = numbers(&strength_path, &r, 5)?;
-            strength_rows.push(StrengthRow {
-                step: v[0] as usize,
-                t: v[1] as usize,
-                mean_abs_change: v[2],
-                psnr_db: v[3],
-                detail_removed: v[4],
-            });
-        }
-    }
+    let strength_rows = if strength_path.is_file() {
+        read_strength_csv(&strength_path)?
+    } else {
+        Vec::new()
+    };
     let steps = raw.last().map_or(0, |p| p.0 as usize);
     let model = dir.join("model.safetensors");
     let plateaued = model.is_file()
-        && dia_diffusion::checkpoint::read_tensors(&model, &candle_core::Device::Cpu)?
-            .1
-            .is_some_and(|m| m.plateaued);
-    let last_step = strength_rows.last().map(|r| r.step);
-    let strength: Vec<StrengthRow> = strength_rows
+        && dia_diffusion::checkpoint::read_meta(&model)?.is_some_and(|m| m.plateaued);
+    let last_step = strength_rows.last().map(|r| r.0);
+    let strength: Vec<Strength> = strength_rows
         .iter()
-        .filter(|r| Some(r.step) == last_step)
-        .copied()
+        .filter(|r| Some(r.0) == last_step)
+        .map(|r| r.1)
         .collect();
     let samples = latest_samples(dir);
     let summary = DdpmSummary {
@@ -170,7 +129,7 @@ pub fn strength_table(s: &DdpmSummary) -> String {
     t
 }
 
-fn report_markdown(cfg: &DdpmConfig, s: &DdpmSummary, rows: &[StrengthRow]) -> String {
+fn report_markdown(cfg: &DdpmConfig, s: &DdpmSummary, rows: &[(usize, Strength)]) -> String {
     let stop = match (&cfg.plateau, s.plateaued) {
         (Some(p), true) => format!(
             "stopped at step {} of at most {}: the loss's moving average over {} steps fell by \
@@ -192,7 +151,7 @@ fn report_markdown(cfg: &DdpmConfig, s: &DdpmSummary, rows: &[StrengthRow]) -> S
          negative when the change is unstructured).\n\n{}",
         s.smoothed_loss,
         dia_diffusion::strength::STRENGTH_IMAGES,
-        rows.last().map_or(0, |r| r.step),
+        rows.last().map_or(0, |r| r.0),
         strength_table(s)
     );
     if rows.len() > s.strength.len() {
@@ -205,12 +164,12 @@ fn report_markdown(cfg: &DdpmConfig, s: &DdpmSummary, rows: &[StrengthRow]) -> S
                 .join(" | "),
         );
         md.push_str(&format!(" |\n|---|{}\n", "---|".repeat(ts.len())));
-        let mut steps: Vec<usize> = rows.iter().map(|r| r.step).collect();
+        let mut steps: Vec<usize> = rows.iter().map(|r| r.0).collect();
         steps.dedup();
         for st in steps {
             md.push_str(&format!("| {st} |"));
             for t in &ts {
-                match rows.iter().find(|r| r.step == st && r.t == *t) {
+                match rows.iter().find(|r| r.0 == st && r.1.t == *t).map(|r| r.1) {
                     Some(r) => md.push_str(&format!(
                         " {:.4} / {:.1} % |",
                         r.mean_abs_change,

@@ -35,12 +35,14 @@ pub fn run_ddpm(
     }
     let resume = dir.join("checkpoint.safetensors").is_file();
     progress.set_length(cfg.steps as u64);
-    let mut report_error = None;
+    // The report of the latest checkpoint (the last step always writes one); the first error
+    // stops further reports and is returned after training.
+    let mut report = None;
     let mut on_step = |s: &dia_diffusion::train::StepInfo| {
         progress.set_position(s.step as u64);
         progress.set_message(format!("loss {:.4}", s.loss));
-        if s.saved && report_error.is_none() {
-            report_error = write_ddpm_report(dir, cfg).err();
+        if s.saved && !matches!(report, Some(Err(_))) {
+            report = Some(write_ddpm_report(dir, cfg));
         }
     };
     let opts = dia_diffusion::train::RunOptions {
@@ -48,10 +50,10 @@ pub fn run_ddpm(
         stop_after_steps: None,
     };
     let summary = dia_diffusion::train::train(cfg, dir, device, opts, &mut on_step)?;
-    if let Some(e) = report_error {
-        return Err(e);
-    }
-    let report = write_ddpm_report(dir, cfg)?;
+    let report = match report {
+        Some(r) => r?,
+        None => write_ddpm_report(dir, cfg)?,
+    };
     progress.finish(format!(
         "trained: {} steps{}, smoothed loss {:.4}",
         summary.steps_done,

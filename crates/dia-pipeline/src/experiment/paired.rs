@@ -13,7 +13,7 @@
 //! no interval (NaN). The interval covers the variation between seeds (training randomness),
 //! not that of the test images, whose bootstrap interval each cell reports on its own.
 
-use super::tables::{first_seen, CellResult};
+use super::tables::{first_seen, mean_std, CellResult};
 
 /// The paired difference of one method against the baseline, on one class or pooled.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,12 +57,10 @@ pub fn t_interval(d: &[f64]) -> (f64, f64, (f64, f64)) {
     if n == 0 {
         return (f64::NAN, f64::NAN, (f64::NAN, f64::NAN));
     }
-    let mean = d.iter().sum::<f64>() / n as f64;
+    let (mean, std) = mean_std(d);
     if n == 1 {
         return (mean, f64::NAN, (f64::NAN, f64::NAN));
     }
-    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let std = var.sqrt();
     let half = t_975(n - 1) * std / (n as f64).sqrt();
     (mean, std, (mean - half, mean + half))
 }

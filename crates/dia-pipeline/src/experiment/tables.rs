@@ -73,7 +73,8 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
+/// The mean and the sample standard deviation (0 for one value).
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     let var = if v.len() > 1 {
@@ -97,16 +98,8 @@ fn value_table(
     value: impl Fn(&CellResult) -> Option<f64>,
     ci: bool,
 ) -> String {
-    let mut methods: Vec<&str> = Vec::new();
-    let mut classes: Vec<&str> = Vec::new();
-    for r in results {
-        if !methods.contains(&r.method.as_str()) {
-            methods.push(&r.method);
-        }
-        if !classes.contains(&r.class.as_str()) {
-            classes.push(&r.class);
-        }
-    }
+    let methods = first_seen(results.iter().map(|r| r.method.as_str()));
+    let classes = first_seen(results.iter().map(|r| r.class.as_str()));
     let seeds = results
         .iter()
         .map(|r| r.seed)
