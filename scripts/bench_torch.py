@@ -11,7 +11,12 @@ Same models (ResNet-18 with the CSI heads, CIFAR and ImageNet stems, input norma
 over SGD as torchlars computes it: momentum 0.9, weight decay 1e-6, trust 0.001), same timing
 (median of --runs after --warmup).
 unet-dissolve-32 runs denoising_diffusion_pytorch 0.27.12's own GaussianDiffusion.p_sample (the
-call DIA makes); csi-score is the reference's formula on random features.
+call DIA makes); dissolve-224 adds the reference's resizes around it (224 -> 32 -> 224, bilinear,
+no antialias: torchvision's tensor Resize(antialias=None)); dia-train-cifar32 is the DIA step
+(two clean groups, p_sample once per rotation at t = 40/55/70/85, NT-Xent-neg with the
+reference's "shifted removed" mask, shift CE, LARS); csi-score is the reference's formula on
+random features. The *-imagenet224 workloads are the CSI step and evaluation at the paper's
+224 px. `scripts/bench_table.py` turns both outputs into one table.
 Needs torch (and denoising_diffusion_pytorch==0.27.12 for unet-dissolve-32); uses 2 threads
 unless --threads says otherwise. `--device cuda` runs every workload on the GPU (timed with
 torch.cuda.synchronize after each step), beside `dia bench --device cuda`.
@@ -90,11 +95,43 @@ def nt_xent(sim, tau=0.5):
     return l[torch.arange(n, device=sim.device), idx].sum() / n
 
 
-def unet_workload():
+def nt_xent_neg(sim, tau=0.5):
+    # DIA's NT_xent_neg, "shifted removed": the dissolved copy of an anchor's image under the
+    # same shift is masked; dissolved rows are never anchors.
+    n = sim.shape[0]
+    m = n // 3
+    keep = 1 - torch.eye(n, device=sim.device)
+    i = torch.arange(m, device=sim.device)
+    for a, b in ((i, 2 * m + i), (m + i, 2 * m + i)):
+        keep[a, b] = 0
+        keep[b, a] = 0
+    e = torch.exp(sim / tau) * keep
+    l = -torch.log(e / (e.sum(1, keepdim=True) + 1e-8) + 1e-8)
+    idx = (torch.arange(2 * m, device=sim.device) + m) % (2 * m)
+    return l[torch.arange(2 * m, device=sim.device), idx].sum() / (3 * m)
+
+
+def diffusion_model():
     # The library the DIA reference uses (spec 2.1); needs denoising_diffusion_pytorch==0.27.12.
     from denoising_diffusion_pytorch import GaussianDiffusion, Unet
     unet = Unet(dim=64, dim_mults=(1, 2, 4, 8))
-    diffusion = GaussianDiffusion(unet, image_size=32, timesteps=1000, loss_type="l1").eval().to(DEV)
+    return GaussianDiffusion(unet, image_size=32, timesteps=1000, loss_type="l1").eval().to(DEV)
+
+
+def dissolve_224_workload():
+    diffusion = diffusion_model()
+    x = torch.rand(64, 3, 224, 224, device=DEV)
+
+    def step():
+        y = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+        y = diffusion.p_sample(y, 50)[1]
+        F.interpolate(y, size=(224, 224), mode="bilinear", align_corners=False).sum()
+
+    return step, 64
+
+
+def unet_workload():
+    diffusion = diffusion_model()
     x = torch.rand(64, 3, 32, 32, device=DEV)
 
     def step():
@@ -127,10 +164,16 @@ def workload(name):
         return unet_workload()
     if name == "csi-score":
         return csi_workload()
+    if name == "dissolve-224":
+        return dissolve_224_workload()
+    dia = name == "dia-train-cifar32"
     imagenet = "imagenet" in name
-    size = 64 if imagenet else 32
+    size = int(name.split("imagenet")[1]) if imagenet else 32
     model = ResNet18(imagenet).to(DEV)
     x = torch.rand(64, 3, size, size, device=DEV)
+    if dia:
+        diffusion = diffusion_model()
+        originals = torch.rand(8, 3, 32, 32, device=DEV)
     if name.startswith("encoder-eval"):
         model.eval()
 
@@ -142,7 +185,8 @@ def workload(name):
     model.train()
     params = list(model.parameters())
     bufs = [None] * len(params)
-    labels = torch.arange(4, device=DEV).repeat_interleave(8).repeat(2)  # 8 images x 4 shifts x 2 views
+    # 8 images x 4 shifts x 2 views (x 3 groups for DIA)
+    labels = torch.arange(4, device=DEV).repeat_interleave(8).repeat(3 if dia else 2)
 
     def lars_step(lr=0.1):
         with torch.no_grad():
@@ -157,18 +201,26 @@ def workload(name):
                 p.sub_(lr * bufs[i])
 
     def step():
-        _, z, shift, _ = model(x)
+        images = x
+        if dia:
+            parts = [x]
+            for k, t in enumerate((40, 55, 70, 85)):
+                parts.append(torch.rot90(diffusion.p_sample(originals, t)[1], k, (2, 3)))
+            images = torch.cat(parts)
+        _, z, shift, _ = model(images)
         z = z / (z.norm(dim=1, keepdim=True) + 1e-8)
-        loss = nt_xent(z @ z.t()) + F.cross_entropy(shift, labels)
+        sim = z @ z.t()
+        loss = (nt_xent_neg(sim) if dia else nt_xent(sim)) + F.cross_entropy(shift, labels)
         model.zero_grad(set_to_none=True)
         loss.backward()
         lars_step()
 
-    return step, 64
+    return step, 96 if dia else 64
 
 
 WORKLOADS = ["encoder-train-cifar32", "encoder-eval-cifar32", "encoder-train-imagenet64",
-             "unet-dissolve-32", "csi-score"]
+             "encoder-train-imagenet224", "encoder-eval-imagenet224", "unet-dissolve-32",
+             "dissolve-224", "dia-train-cifar32", "csi-score"]
 
 
 def main():

@@ -42,10 +42,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     };
     if !args.json {
         println!(
-            "{:<26} {:>10} {:>10} {:>5} {:>14}   (threads: {})",
+            "{:<26} {:>10} {:>10} {:>8} {:>5} {:>14}   (threads: {})",
             "workload",
             "images/s",
             "median s",
+            "GFLOP/s",
             "runs",
             "peak RSS MiB",
             rayon::current_num_threads()
@@ -59,17 +60,20 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 "workload": name,
                 "images_per_s": m.images_per_s,
                 "median_s": m.median_s,
+                "gflops": m.gflops,
                 "runs": args.runs,
                 "peak_rss_mib": peak,
                 "impl": "dia",
                 "device": dia_pipeline::device::describe(&dev),
                 "kernels": dia_nn::kernel_policy().to_string(),
+                "isa": dia_nn::isa::cpu_isa().map_or("none".into(), |i| i.to_string()),
             });
             println!("{obj}");
         } else {
             let peak = peak.map_or("-".into(), |p| format!("{p:.0}"));
+            let gflops = m.gflops.map_or("-".into(), |g| format!("{g:.1}"));
             println!(
-                "{name:<26} {:>10.1} {:>10.4} {:>5} {peak:>14}",
+                "{name:<26} {:>10.1} {:>10.4} {gflops:>8} {:>5} {peak:>14}",
                 m.images_per_s, m.median_s, args.runs
             );
         }

@@ -81,6 +81,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // `DIA_ISA=avx2` holds the CPU kernels to AVX2 + FMA on an AVX-512 machine (dia_nn::isa).
+    match dia_nn::isa::Isa::from_env() {
+        Ok(limit) => {
+            if limit != dia_nn::isa::Isa::Avx512 {
+                eprintln!(
+                    "kernels: at most {limit} ({}={limit})",
+                    dia_nn::isa::ISA_ENV
+                );
+            }
+            dia_nn::isa::set_isa_limit(limit);
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", dia_nn::isa::ISA_ENV);
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match Cli::parse().command {
         Command::Quickstart(args) => quickstart::run(args).map(|()| ExitCode::SUCCESS),
         Command::Data(cmd) => data::run(cmd),

@@ -32,6 +32,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod macs;
 pub mod resnet;
 
 pub use checkpoint::{

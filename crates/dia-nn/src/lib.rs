@@ -56,6 +56,7 @@ mod gemm;
 pub mod group_norm;
 mod im2col;
 pub mod init;
+pub mod isa;
 pub mod kernels;
 mod linear;
 mod microkernel;

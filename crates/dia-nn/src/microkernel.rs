@@ -14,8 +14,15 @@
 //!   panel (64 floats per step).
 //!
 //! Step tables are sorted ([`Steps`]) so a call checks its bounds in O(1) before any unsafe
-//! load. Only x86-64 with AVX-512F runs these; [`available`] says whether this CPU does, and
-//! the convolutions fall back to the portable `gemm` path when it does not.
+//! load. x86-64 with AVX-512F runs them as written here; with AVX2 + FMA only, or when
+//! `DIA_ISA=avx2` holds the kernels there ([`crate::isa`]), the same tiles run in four passes
+//! each (`avx2`). [`available`] says whether either can run, and the convolutions fall back
+//! to the portable `gemm` path when neither can.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use crate::isa::{cpu_isa, detected_isa, Isa};
 
 /// Vectors (of 16 lanes) per tile along M.
 pub(crate) const MV: usize = 3;
@@ -31,18 +38,16 @@ pub(crate) const BT_MR: usize = 16 * BT_MV;
 /// Tile columns of [`tile_bt`].
 pub(crate) const BT_NR: usize = 6;
 
-/// Whether this CPU has AVX-512 (checked once): the hardware condition of every kernel here.
-/// Whether the tiles are *used* is the kernel policy's (`KernelPolicy::Gemm` turns them off).
+/// Whether the tiles can run here (AVX-512, or AVX2 + FMA, within the `DIA_ISA` limit): the
+/// hardware condition of every kernel here. Whether the tiles are *used* is the kernel
+/// policy's (`KernelPolicy::Gemm` turns them off).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cpu_isa().is_some()
+}
+
+/// Whether the AVX-512 kernels can run (the Winograd transforms exist only for them).
+pub(crate) fn avx512() -> bool {
+    cpu_isa() == Some(Isa::Avx512)
 }
 
 /// Step offsets in non-decreasing order, so that the last one is the largest and a tile's
@@ -82,6 +87,12 @@ pub(crate) struct ATile<'a> {
 ///
 /// Panics if a load would leave its slice or the panel is short.
 pub(crate) fn tile(a: &ATile<'_>, b: &[f32], out: &mut [f32; MR * NR]) {
+    let isa = cpu_isa().expect("microkernel: neither AVX-512 nor AVX2 is available");
+    tile_on(isa, a, b, out)
+}
+
+/// [`tile`] with the instruction set `isa` (which this CPU must have).
+fn tile_on(isa: Isa, a: &ATile<'_>, b: &[f32], out: &mut [f32; MR * NR]) {
     let steps = a.koff.len();
     let kmax = a.koff.max();
     for v in 0..MV {
@@ -91,13 +102,21 @@ pub(crate) fn tile(a: &ATile<'_>, b: &[f32], out: &mut [f32; MR * NR]) {
         );
     }
     assert!(b.len() >= steps * NR, "microkernel: B panel too short");
-    assert!(available(), "microkernel: AVX-512 is not available");
+    assert!(
+        detected_isa() >= Some(isa),
+        "microkernel: {isa} is not available"
+    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (asserted); every address formed below is checked above:
+    // SAFETY: the CPU has `isa` (detected); every address formed below is checked above:
     // A loads are masked to `lanes` floats inside `data`, B reads `steps·8` floats.
     unsafe {
-        x86::tile(a, b, out)
+        match isa {
+            Isa::Avx512 => x86::tile(a, b, out),
+            Isa::Avx2 => avx2::tile(a, b, out),
+        }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("{isa} on a CPU that is not x86-64")
 }
 
 /// Where a tile reads B: column `n` of step `s` is `data[steps[s] + noff[n]]`; columns from
@@ -115,6 +134,12 @@ pub(crate) struct BTile<'a> {
 ///
 /// Panics if a load would leave its slice, the panel is short or `out` is.
 pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: bool) {
+    let isa = cpu_isa().expect("microkernel: neither AVX-512 nor AVX2 is available");
+    tile_bt_on(isa, a, b, out, accumulate)
+}
+
+/// [`tile_bt`] with the instruction set `isa` (which this CPU must have).
+fn tile_bt_on(isa: Isa, a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: bool) {
     let smax = b.steps.max();
     assert!(
         (1..=BT_NR).contains(&b.cols) && b.noff[..b.cols].iter().all(|&o| smax + o < b.data.len()),
@@ -125,13 +150,21 @@ pub(crate) fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: boo
         "microkernel: A panel too short"
     );
     assert!(out.len() >= b.cols * BT_MR, "microkernel: output too short");
-    assert!(available(), "microkernel: AVX-512 is not available");
+    assert!(
+        detected_isa() >= Some(isa),
+        "microkernel: {isa} is not available"
+    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; A reads `steps·64` floats of `a`, B reads only the checked
+    // SAFETY: the CPU has `isa`; A reads `steps·64` floats of `a`, B reads only the checked
     // columns (the others alias column 0), stores go to the first `cols·64` floats of `out`.
     unsafe {
-        x86::tile_bt(a, b, out, accumulate)
+        match isa {
+            Isa::Avx512 => x86::tile_bt(a, b, out, accumulate),
+            Isa::Avx2 => avx2::tile_bt(a, b, out, accumulate),
+        }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("{isa} on a CPU that is not x86-64")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -206,19 +239,36 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// The instruction sets this CPU has, each of which the tiles are tested on.
+    fn isas() -> Vec<Isa> {
+        [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|&i| detected_isa() >= Some(i))
+            .collect()
+    }
+
     #[test]
     fn tile_is_the_product_over_the_addressed_vectors() {
-        if !available() {
-            return;
+        for isa in isas() {
+            // 150 steps: three of the AVX2 passes' chunks, the last one short.
+            for steps in [5, 150] {
+                tile_product(isa, steps, [16, 9, 0]);
+                tile_product(isa, steps, [16, 16, 16]); // the AVX2 passes' unmasked loads
+                tile_product(isa, steps, [3, 16, 12]);
+            }
         }
-        let steps = 5;
-        let data: Vec<f32> = (0..400).map(|i| (i % 13) as f32 - 6.0).collect();
+    }
+
+    fn tile_product(isa: Isa, steps: usize, lanes: [usize; MV]) {
+        let data: Vec<f32> = (0..steps * 7 + 300)
+            .map(|i| (i % 13) as f32 - 6.0)
+            .collect();
         let koff: Vec<u32> = (0..steps as u32).map(|s| s * 7).collect();
         let voff = [0, 100, 250];
-        let lanes = [16, 9, 0];
         let b: Vec<f32> = (0..steps * NR).map(|i| (i % 5) as f32 * 0.5).collect();
         let mut out = [0f32; MR * NR];
-        tile(
+        tile_on(
+            isa,
             &ATile {
                 data: &data,
                 koff: Steps::new(&koff),
@@ -238,7 +288,8 @@ mod tests {
                     } else {
                         0.0
                     };
-                    assert_eq!(out[n * MR + 16 * v + l], want, "n {n} v {v} lane {l}");
+                    let at = format!("{isa} steps {steps} n {n} v {v} lane {l}");
+                    assert_eq!(out[n * MR + 16 * v + l], want, "{at}");
                 }
             }
         }
@@ -246,11 +297,20 @@ mod tests {
 
     #[test]
     fn tile_bt_is_the_product_with_addressed_columns() {
-        if !available() {
-            return;
+        for isa in isas() {
+            for cols in [5, 1, 3, 6] {
+                for accumulate in [false, true] {
+                    tile_bt_product(isa, vec![0, 3, 3, 10], cols, accumulate);
+                    // Three of the AVX2 passes' chunks.
+                    let long = (0..150).map(|s| s / 2).collect();
+                    tile_bt_product(isa, long, cols, accumulate);
+                }
+            }
         }
-        let steps: Vec<u32> = vec![0, 3, 3, 10];
-        let data: Vec<f32> = (0..64).map(|i| (i % 9) as f32 - 4.0).collect();
+    }
+
+    fn tile_bt_product(isa: Isa, steps: Vec<u32>, cols: usize, accumulate: bool) {
+        let data: Vec<f32> = (0..200).map(|i| (i % 9) as f32 - 4.0).collect();
         let a: Vec<f32> = (0..steps.len() * BT_MR)
             .map(|i| (i % 7) as f32 * 0.25)
             .collect();
@@ -260,19 +320,21 @@ mod tests {
             data: &data,
             steps: Steps::new(&steps),
             noff,
-            cols: 5,
+            cols,
         };
-        tile_bt(&a, &b, &mut out, false);
-        for n in 0..5 {
+        tile_bt_on(isa, &a, &b, &mut out, accumulate);
+        let start = if accumulate { -7.0 } else { 0.0 };
+        for n in 0..cols {
             for m in 0..BT_MR {
                 let want: f32 = (0..steps.len())
                     .map(|s| a[s * BT_MR + m] * data[steps[s] as usize + noff[n]])
-                    .sum();
-                assert_eq!(out[n * BT_MR + m], want, "n {n} m {m}");
+                    .sum::<f32>()
+                    + start;
+                assert_eq!(out[n * BT_MR + m], want, "{isa} cols {cols} n {n} m {m}");
             }
         }
         // Columns past `cols` are not written.
-        assert!(out[5 * BT_MR..].iter().all(|&v| v == -7.0));
+        assert!(out[cols * BT_MR..].iter().all(|&v| v == -7.0));
     }
 
     #[test]
@@ -285,7 +347,7 @@ mod tests {
     #[should_panic(expected = "out of bounds")]
     fn a_load_past_the_data_panics() {
         if !available() {
-            panic!("out of bounds (no AVX-512 here)");
+            panic!("out of bounds (no vector tiles on this CPU)");
         }
         let data = vec![0f32; 20];
         let mut out = [0f32; MR * NR];

@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use common::rel_diff;
+use common::{hold_isa_from_env, rel_diff};
 use dia_nn::{
     add_relu, conv2d, group_norm, max_pool2d, weight_standardized_conv2d, with_kernel_policy,
     BatchNorm2d, Conv2dConfig, KernelPolicy, MaxPoolConfig,
@@ -26,6 +26,7 @@ fn uniform(dims: &[usize], seed: u64) -> Tensor {
 /// ops, and the fast ones held to gemm (a CPU without AVX-512) or without Winograd — and
 /// compares every tensor with the fast path's, naming the first that differs.
 fn same_on_both_paths(what: &str, f: impl Fn() -> Vec<(&'static str, Tensor)>) {
+    hold_isa_from_env();
     let fast = with_kernel_policy(KernelPolicy::Fast, &f);
     for policy in [
         KernelPolicy::Portable,

@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use crate::error::{Error, Result};
 
 /// The workloads, with what each one times.
-pub const WORKLOADS: [(&str, &str); 5] = [
+pub const WORKLOADS: [(&str, &str); 9] = [
     (
         "encoder-train-cifar32",
         "ResNet-18 (CIFAR stem), 32x32, 64 images (8 x 4 rotations x 2 views): the CSI training step (forward, NT-Xent + shift CE, backward, LARS)",
@@ -30,8 +30,24 @@ pub const WORKLOADS: [(&str, &str); 5] = [
         "ResNet-18 (ImageNet stem), 64x64, 64 images: the CSI training step as above",
     ),
     (
+        "encoder-train-imagenet224",
+        "ResNet-18 (ImageNet stem), 224x224, 64 images (8 x 4 rotations x 2 views): the CSI training step of the paper's medical sets",
+    ),
+    (
+        "encoder-eval-imagenet224",
+        "ResNet-18 (ImageNet stem), 224x224, batch 64: forward in eval mode",
+    ),
+    (
         "unet-dissolve-32",
         "UNet(dim=64, dim_mults=(1,2,4,8)), 32x32, 64 images: one dissolving step (eps prediction, clamped x0 at t = 50)",
+    ),
+    (
+        "dissolve-224",
+        "the diffusion dissolver on 64 images of 224x224: resize to 32 (bilinear, no antialias), the UNet step above at t = 50, resize back to 224",
+    ),
+    (
+        "dia-train-cifar32",
+        "the DIA training step, CIFAR stem, 32x32, 8 images: 2 clean groups (4 rotations x 2 views) + the dissolver (UNet above) called once per rotation at t = 40/55/70/85, 96 images, NT-Xent-neg + shift CE, backward, LARS",
     ),
     (
         "csi-score",
@@ -46,6 +62,9 @@ pub struct Measurement {
     pub images_per_s: f64,
     /// The median of the timed runs, in seconds.
     pub median_s: f64,
+    /// Floating-point operations per second at the median time (2 per multiply-accumulate,
+    /// counted once per workload: [`flops`]); `None` for the CSI score.
+    pub gflops: Option<f64>,
 }
 
 /// A step of a workload, timed as a whole.
@@ -59,6 +78,7 @@ pub fn measure(name: &str, device: &Device, warmup: usize, runs: usize) -> Resul
         ));
     }
     let (mut step, images) = workload(name, device)?;
+    let flop = flops(name);
     for _ in 0..warmup {
         step()?;
     }
@@ -80,6 +100,7 @@ pub fn measure(name: &str, device: &Device, warmup: usize, runs: usize) -> Resul
     Ok(Measurement {
         images_per_s: images as f64 / median_s,
         median_s,
+        gflops: flop.map(|f| f / median_s / 1e9),
     })
 }
 
@@ -130,6 +151,86 @@ fn unet_workload(dev: &Device) -> Result<Step> {
     }))
 }
 
+/// The dissolver of the UNet workloads: `Unet(dim=64, dim_mults=(1,2,4,8))` at 32 px.
+fn dissolver(dev: &Device) -> Result<dia_diffusion::DiffusionDissolver> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (unet, _) =
+        dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), &mut rng, dev)?;
+    let ddpm = dia_diffusion::GaussianDiffusion::new(unet, dia_diffusion::Schedule::cosine(1000));
+    Ok(dia_diffusion::DiffusionDissolver::new(
+        ddpm,
+        32,
+        dia_diffusion::DissolverConfig::default(),
+    )?)
+}
+
+fn dissolve_224_workload(dev: &Device) -> Result<Step> {
+    let dissolver = dissolver(dev)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    // Images come from the host loader, as in `dia train`; the dissolver resizes there.
+    let x =
+        dia_nn::init::uniform((64, 3, 224, 224), 0.5, &mut rng, &Device::Cpu)?.affine(1.0, 0.5)?;
+    Ok(Box::new(move || {
+        let _: Tensor = dissolver.dissolve_at(&x, 50)?.sum_all()?;
+        Ok(())
+    }))
+}
+
+/// The timesteps of the DIA step, one per rotation (fixed, so both implementations dissolve
+/// alike; `dia train` draws them in 30..=99).
+const DIA_T: [usize; 4] = [40, 55, 70, 85];
+
+fn dia_step_workload(dev: &Device) -> Result<Step> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = ResNet18::new(
+        EncoderConfig::new(Arch::ResNet18),
+        Source::Init(&mut rng),
+        dev,
+    )?;
+    let dissolver = dissolver(dev)?;
+    let x = dia_nn::init::uniform((8, 3, 32, 32), 0.5, &mut rng, &Device::Cpu)?.affine(1.0, 0.5)?;
+    // The two clean groups, built once as in the CSI workload; the third group is dissolved
+    // in every step, as `BatchBuilder` does (augmentation is not timed).
+    let clean = BatchBuilder::new(Shift::Rotation, None).build(&x, &mut rng)?;
+    let labels = dia_transforms::shift_labels(4, 8);
+    let shift_labels: Vec<u32> = (0..3).flat_map(|_| labels.iter().copied()).collect();
+    let mut lars = Lars::new(LarsConfig::default());
+    Ok(Box::new(move || {
+        let mut parts = vec![clean.images.clone()];
+        for (k, &t) in DIA_T.iter().enumerate() {
+            parts.push(Shift::Rotation.apply(&dissolver.dissolve_at(&x, t)?, k)?);
+        }
+        let batch = dia_contrastive::ContrastiveBatch {
+            images: Tensor::cat(&parts, 0)?,
+            shift_labels: shift_labels.clone(),
+            groups: 3,
+        };
+        train_step(&model, &batch, NegMode::ShiftedRemoved, &mut lars, 0.1)?;
+        Ok(())
+    }))
+}
+
+/// Floating-point operations of one step of workload `name` (2 per multiply-accumulate; a
+/// training step as three forward passes: forward, input gradient, weight gradient).
+pub fn flops(name: &str) -> Option<f64> {
+    use dia_encoder::macs::encoder_macs;
+    let enc = |arch, size| encoder_macs(&EncoderConfig::new(arch), size) as f64;
+    let unet = dia_diffusion::macs::unet_macs(&dia_diffusion::UnetConfig::default(), 32) as f64;
+    let (cifar, imagenet) = (Arch::ResNet18, Arch::ResNet18ImageNet);
+    Some(
+        2.0 * match name {
+            "encoder-train-cifar32" => 3.0 * 64.0 * enc(cifar, 32),
+            "encoder-eval-cifar32" => 64.0 * enc(cifar, 32),
+            "encoder-train-imagenet64" => 3.0 * 64.0 * enc(imagenet, 64),
+            "encoder-train-imagenet224" => 3.0 * 64.0 * enc(imagenet, 224),
+            "encoder-eval-imagenet224" => 64.0 * enc(imagenet, 224),
+            "unet-dissolve-32" | "dissolve-224" => 64.0 * unet,
+            "dia-train-cifar32" => 3.0 * 96.0 * enc(cifar, 32) + 32.0 * unet,
+            _ => return None,
+        },
+    )
+}
+
 fn csi_workload(dev: &Device) -> Result<Step> {
     // Features on the device as `dia eval` leaves them; the score itself runs on the host in
     // f64 (dia-eval's csi module), so its time includes the copy.
@@ -160,7 +261,11 @@ fn workload(name: &str, dev: &Device) -> Result<(Step, usize)> {
         "encoder-train-cifar32" => (encoder_workload(Cifar, 32, true, dev)?, 64),
         "encoder-eval-cifar32" => (encoder_workload(Cifar, 32, false, dev)?, 64),
         "encoder-train-imagenet64" => (encoder_workload(ImageNet, 64, true, dev)?, 64),
+        "encoder-train-imagenet224" => (encoder_workload(ImageNet, 224, true, dev)?, 64),
+        "encoder-eval-imagenet224" => (encoder_workload(ImageNet, 224, false, dev)?, 64),
         "unet-dissolve-32" => (unet_workload(dev)?, 64),
+        "dissolve-224" => (dissolve_224_workload(dev)?, 64),
+        "dia-train-cifar32" => (dia_step_workload(dev)?, 96),
         "csi-score" => (csi_workload(dev)?, 1000),
         other => {
             return Err(Error::Config(format!(

@@ -36,12 +36,13 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-/// The AVX-512 passes against the portable gemm passes, on shapes that exercise both tile
+/// The vector-tile passes (AVX-512, or AVX2 where that is what the CPU has) against the
+/// portable gemm passes, on shapes that exercise both tile
 /// kinds (direct rows ≥ 16 wide, broadcast tiles for strided or narrow layers), ragged
 /// tiles, channel counts that are not multiples of 8, weight gradients split by images (over
 /// 1024 output pixels) and by taps (fewer), and an empty batch.
 #[test]
-fn the_avx512_path_matches_the_gemm_path() {
+fn the_tile_path_matches_the_gemm_path() {
     let shapes = [
         (2, 3, 64, (32, 32), 3, 1, 1),
         (3, 16, 24, (20, 17), 3, 1, 1),
@@ -58,7 +59,7 @@ fn the_avx512_path_matches_the_gemm_path() {
     for (n, cin, cout, hw, k, s, p) in shapes {
         let g = geom_of(n, cin, cout, hw, k, s, p);
         if !g.fits_tiles() {
-            return; // no AVX-512 on this CPU: nothing to compare
+            return; // no vector tiles on this CPU: nothing to compare
         }
         let (x, w, dy) = operands(&g, &mut rng);
         let what = format!("n{n} {cin}->{cout} {hw:?} k{k} s{s} p{p}");

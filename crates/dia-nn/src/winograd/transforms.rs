@@ -1,4 +1,4 @@
-//! The AVX-512 pieces of the Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms
+//! The AVX-512 pieces (and, in `avx2`, their AVX2 + FMA twins) of the Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms
 //! for Convolutional Neural Networks", CVPR 2016): the input tile transform `V = Bᵀ d B`, the
 //! output tile transform `Y = Aᵀ M A`, and the 16 × 16 transpose that moves between NCHW
 //! (pixels contiguous) and the channel-vectorised layout the transforms work in (16 channels per
@@ -24,7 +24,7 @@ pub(crate) const LANES: usize = 16;
 /// The transposed 16 × 16 block: `out[j][i] = rows[i][j]`.
 #[cfg(test)]
 pub(crate) fn transpose16(rows: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
-    assert!(crate::microkernel::available());
+    assert!(crate::microkernel::avx512());
     // SAFETY: AVX-512F is present (asserted); the arrays are exactly 16 × 16 floats.
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -41,7 +41,16 @@ pub(crate) fn transpose16(rows: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES]
 pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32], stride: usize) {
     assert!(src.iter().flatten().all(|r| r.len() >= w));
     assert!(stride >= LANES && (w == 0 || dst.len() >= (w - 1) * stride + LANES));
-    assert!(crate::microkernel::available());
+    if !crate::microkernel::avx512() {
+        // The AVX2 tiles' packing (fastconv): one pixel's 16 lanes at a time, contiguous.
+        for x in 0..w {
+            let out = &mut dst[x * stride..][..LANES];
+            for (o, row) in out.iter_mut().zip(src) {
+                *o = row.map_or(0.0, |r| r[x]);
+            }
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present; every load is masked to the `w` floats of a checked row and
     // every store goes to `dst[x·stride..][..16]` for `x < w` (checked).
@@ -63,11 +72,16 @@ pub(crate) fn input_tile(src: &[f32], row: usize, dst: &mut [f32], stride: usize
         dst.len() >= 35 * stride + LANES,
         "winograd: V out of bounds"
     );
-    assert!(crate::microkernel::available());
-    // SAFETY: AVX-512F is present; loads and stores stay inside the checked extents.
+    let avx512 = crate::microkernel::avx512();
+    assert!(avx512 || crate::microkernel::available());
+    // SAFETY: AVX-512F, or AVX2 + FMA, is present; loads and stores stay inside the checked extents.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        x86::input_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        if avx512 {
+            x86::input_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        } else {
+            avx2::input_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
@@ -85,11 +99,16 @@ pub(crate) fn grad_tile(src: &[f32], row: usize, dst: &mut [f32], stride: usize)
         dst.len() >= 35 * stride + LANES,
         "winograd: dM out of bounds"
     );
-    assert!(crate::microkernel::available());
+    let avx512 = crate::microkernel::avx512();
+    assert!(avx512 || crate::microkernel::available());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; loads and stores stay inside the checked extents.
+    // SAFETY: AVX-512F, or AVX2 + FMA, is present; loads and stores stay inside the checked extents.
     unsafe {
-        x86::grad_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        if avx512 {
+            x86::grad_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        } else {
+            avx2::grad_tile(src.as_ptr(), row, dst.as_mut_ptr(), stride)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
@@ -104,11 +123,16 @@ pub(crate) fn filter_tile(g: &[f32], flip: bool, dst: &mut [f32], stride: usize)
         dst.len() >= 35 * stride + LANES,
         "winograd: U out of bounds"
     );
-    assert!(crate::microkernel::available());
+    let avx512 = crate::microkernel::avx512();
+    assert!(avx512 || crate::microkernel::available());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; loads and stores stay inside the checked extents.
+    // SAFETY: AVX-512F, or AVX2 + FMA, is present; loads and stores stay inside the checked extents.
     unsafe {
-        x86::filter_tile(g.as_ptr(), flip, dst.as_mut_ptr(), stride)
+        if avx512 {
+            x86::filter_tile(g.as_ptr(), flip, dst.as_mut_ptr(), stride)
+        } else {
+            avx2::filter_tile(g.as_ptr(), flip, dst.as_mut_ptr(), stride)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
@@ -121,11 +145,16 @@ pub(crate) fn filter_grad_tile(du: &[f32], stride: usize) -> [[f32; LANES]; LANE
         du.len() >= 35 * stride + LANES,
         "winograd: dU out of bounds"
     );
-    assert!(crate::microkernel::available());
+    let avx512 = crate::microkernel::avx512();
+    assert!(avx512 || crate::microkernel::available());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; loads stay inside the checked extent.
+    // SAFETY: AVX-512F, or AVX2 + FMA, is present; loads stay inside the checked extent.
     unsafe {
-        x86::filter_grad_tile(du.as_ptr(), stride)
+        if avx512 {
+            x86::filter_grad_tile(du.as_ptr(), stride)
+        } else {
+            avx2::filter_grad_tile(du.as_ptr(), stride)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
@@ -135,15 +164,23 @@ pub(crate) fn filter_grad_tile(du: &[f32], stride: usize) -> [[f32; LANES]; LANE
 /// each channel lane `l`, its 4 × 4 output block row-major (`out[l][4r + s]`).
 pub(crate) fn output_tile(m: &[f32], stride: usize) -> [[f32; LANES]; LANES] {
     assert!(m.len() >= 35 * stride + LANES, "winograd: M out of bounds");
-    assert!(crate::microkernel::available());
-    // SAFETY: AVX-512F is present; loads stay inside the checked extent.
+    let avx512 = crate::microkernel::avx512();
+    assert!(avx512 || crate::microkernel::available());
+    // SAFETY: AVX-512F, or AVX2 + FMA, is present; loads stay inside the checked extent.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        x86::output_tile(m.as_ptr(), stride)
+        if avx512 {
+            x86::output_tile(m.as_ptr(), stride)
+        } else {
+            avx2::output_tile(m.as_ptr(), stride)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AVX-512 is x86-64 only")
 }
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 // The transforms fill columns of 6 × 6 (or 6 × 4) tiles by index: clearer than iterators.
 #[allow(clippy::needless_range_loop)]
@@ -450,7 +487,7 @@ mod tests {
 
     #[test]
     fn transpose16_transposes() {
-        if !crate::microkernel::available() {
+        if !crate::microkernel::avx512() {
             return;
         }
         let rows: [[f32; 16]; 16] =
