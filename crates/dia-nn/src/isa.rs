@@ -1,7 +1,7 @@
 //! Which x86-64 vector instructions the CPU kernels use (issue #17).
 //!
-//! The register tiles of the fast convolutions exist for AVX-512 and for AVX2 + FMA; the
-//! Winograd transforms for AVX-512 only. [`cpu_isa`] is the best set this CPU has, held at or
+//! The register tiles and the Winograd transforms of the fast convolutions exist for AVX-512
+//! and for AVX2 + FMA. [`cpu_isa`] is the best set this CPU has, held at or
 //! below a process-wide limit ([`set_isa_limit`], read from `DIA_ISA` by the `dia` binary
 //! through [`Isa::from_env`]), so that an AVX-512 machine can be measured as the AVX2 laptops
 //! and servers its users also run (docs/benchmarks.md), and so that every CI machine can test

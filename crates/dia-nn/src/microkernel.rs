@@ -45,7 +45,7 @@ pub(crate) fn available() -> bool {
     cpu_isa().is_some()
 }
 
-/// Whether the AVX-512 kernels can run (the Winograd transforms exist only for them).
+/// Whether the AVX-512 kernels run (else, where [`available`], their AVX2 twins do).
 pub(crate) fn avx512() -> bool {
     cpu_isa() == Some(Isa::Avx512)
 }

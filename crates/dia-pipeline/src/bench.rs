@@ -141,9 +141,7 @@ fn encoder_workload(arch: Arch, size: usize, train: bool, dev: &Device) -> Resul
 fn unet_workload(dev: &Device) -> Result<Step> {
     let dev = dev.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let (unet, _) =
-        dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), &mut rng, &dev)?;
-    let ddpm = dia_diffusion::GaussianDiffusion::new(unet, dia_diffusion::Schedule::cosine(1000));
+    let ddpm = bench_ddpm(&dev, &mut rng)?;
     let x = dia_nn::init::uniform((64, 3, 32, 32), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
     Ok(Box::new(move || {
         let _: Tensor = ddpm.x_start(&x, 50)?.0.sum_all()?;
@@ -151,14 +149,23 @@ fn unet_workload(dev: &Device) -> Result<Step> {
     }))
 }
 
-/// The dissolver of the UNet workloads: `Unet(dim=64, dim_mults=(1,2,4,8))` at 32 px.
+/// The DDPM of every UNet workload: `Unet(dim=64, dim_mults=(1,2,4,8))`, cosine schedule.
+fn bench_ddpm(
+    dev: &Device,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Result<dia_diffusion::GaussianDiffusion> {
+    let (unet, _) = dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), rng, dev)?;
+    Ok(dia_diffusion::GaussianDiffusion::new(
+        unet,
+        dia_diffusion::Schedule::cosine(1000),
+    ))
+}
+
+/// The dissolver of the UNet workloads: [`bench_ddpm`] at 32 px.
 fn dissolver(dev: &Device) -> Result<dia_diffusion::DiffusionDissolver> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let (unet, _) =
-        dia_diffusion::Unet::init(&dia_diffusion::UnetConfig::default(), &mut rng, dev)?;
-    let ddpm = dia_diffusion::GaussianDiffusion::new(unet, dia_diffusion::Schedule::cosine(1000));
     Ok(dia_diffusion::DiffusionDissolver::new(
-        ddpm,
+        bench_ddpm(dev, &mut rng)?,
         32,
         dia_diffusion::DissolverConfig::default(),
     )?)

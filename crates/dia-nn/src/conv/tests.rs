@@ -105,7 +105,7 @@ fn winograd_matches_the_gemm_path() {
     for (n, cin, cout, hw, p) in shapes {
         let g = geom_of(n, cin, cout, hw, 3, 1, p);
         if !crate::winograd::applies(&g) {
-            return; // no AVX-512 on this CPU (or turned off): nothing to compare
+            return; // no vector tiles on this CPU (or turned off): nothing to compare
         }
         let (x, w, dy) = operands(&g, &mut rng);
         let what = format!("n{n} {cin}->{cout} {hw:?} p{p}");

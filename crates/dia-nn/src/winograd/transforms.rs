@@ -42,7 +42,8 @@ pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32]
     assert!(src.iter().flatten().all(|r| r.len() >= w));
     assert!(stride >= LANES && (w == 0 || dst.len() >= (w - 1) * stride + LANES));
     if !crate::microkernel::avx512() {
-        // The AVX2 tiles' packing (fastconv): one pixel's 16 lanes at a time, contiguous.
+        // AVX2 (the tiles' packing in fastconv, the Winograd layouts): one pixel's 16 lanes
+        // at a time, contiguous.
         for x in 0..w {
             let out = &mut dst[x * stride..][..LANES];
             for (o, row) in out.iter_mut().zip(src) {
