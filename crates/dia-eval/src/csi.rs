@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nearest::PackedAxes;
 
 /// Features of one shift for a set of images: `simclr` (N, D) and `shift` logits (N, K).
 #[derive(Clone, Debug)]
@@ -87,6 +88,8 @@ pub struct CsiStatistics {
     kind: ScoreKind,
     /// Per shift: the unit axes, row-major (M × D), and D.
     axes: Vec<(Vec<f64>, usize)>,
+    /// The same axes packed for the nearest-axis products.
+    packed: Vec<PackedAxes>,
     w_sim: Vec<f64>,
     w_shi: Vec<f64>,
     /// Per shift: the mean right-shift logit of the training normals (empty in statistics
@@ -111,38 +114,14 @@ fn host(t: &Tensor) -> Result<Vec<f64>> {
     Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
 }
 
+fn pack(axes: &[(Vec<f64>, usize)]) -> Vec<PackedAxes> {
+    axes.iter().map(|(a, d)| PackedAxes::new(a, *d)).collect()
+}
+
 fn column(t: &Tensor, k: usize) -> Result<Vec<f64>> {
     host(&t.narrow(1, k, 1)?)
 }
 
-/// Test rows per f64 product in [`nearest_axis`]; every product has exactly this many rows.
-const SCORE_BLOCK: usize = 64;
-
-/// `max_m ⟨z_i, axis_m⟩` for every row of `z`, in f64. The products run on blocks of exactly
-/// [`SCORE_BLOCK`] rows (the last one zero-padded): gemm picks its kernels by matrix size, so
-/// a fixed size keeps a score independent of how many images are scored together, which the
-/// batch-size invariance of `dia eval` relies on.
-fn nearest_axis(z: &Tensor, axes: &[f64], d: usize) -> Result<Vec<f64>> {
-    // On the host whatever the encoder's device: the score is f64 and must not depend on a
-    // device's kernels (batch-size invariance above); the features are small.
-    let dev = candle_core::Device::Cpu;
-    let m = axes.len() / d.max(1);
-    let axes_t = Tensor::from_slice(axes, (m, d), &dev)?.t()?.contiguous()?;
-    let z = z.to_dtype(DType::F64)?.to_device(&dev)?;
-    let n = z.dim(0)?;
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(SCORE_BLOCK) {
-        let len = SCORE_BLOCK.min(n - start);
-        let mut block = z.narrow(0, start, len)?;
-        if len < SCORE_BLOCK {
-            let pad = Tensor::zeros((SCORE_BLOCK - len, d), DType::F64, &dev)?;
-            block = Tensor::cat(&[&block, &pad], 0)?;
-        }
-        let best = block.matmul(&axes_t)?.max(1)?.to_vec1::<f64>()?;
-        out.extend_from_slice(&best[..len]);
-    }
-    Ok(out)
-}
 impl CsiStatistics {
     /// Computes the axes and weights from the normal training images, one [`ShiftFeatures`]
     /// per shift.
@@ -187,6 +166,7 @@ impl CsiStatistics {
         }
         Ok(Self {
             kind,
+            packed: pack(&axes),
             axes,
             w_sim,
             w_shi,
@@ -200,13 +180,16 @@ impl CsiStatistics {
         let mut parts = Vec::with_capacity(test.len());
         for (k, f) in test.iter().enumerate() {
             let (_, d) = dims(f, k, test.len())?;
-            let (axes, da) = (&self.axes[k].0, self.axes[k].1);
+            let da = self.axes[k].1;
             if d != da {
                 return Err(Error::Invalid(format!(
                     "shift {k}: test features have dimension {d}, the training axes {da}"
                 )));
             }
-            parts.push((nearest_axis(&f.simclr, axes, d)?, column(&f.shift, k)?));
+            // On the host whatever the encoder's device: the score is f64 and must not depend
+            // on a device's kernels (batch-size invariance, see the nearest module).
+            let nearest = self.packed[k].nearest(&host(&f.simclr)?);
+            parts.push((nearest, column(&f.shift, k)?));
         }
         self.combine(parts, "test")
     }
@@ -323,7 +306,10 @@ impl CsiStatistics {
             let t = tensors
                 .get(&format!("axes.{k}"))
                 .ok_or_else(|| Error::Invalid(format!("statistics: missing axes.{k}")))?;
-            let (_, d) = t.dims2()?;
+            let (m, d) = t.dims2()?;
+            if m == 0 {
+                return Err(Error::Invalid(format!("statistics: axes.{k} is empty")));
+            }
             axes.push((host(t)?, d));
         }
         let mean_logit = match tensors.get("mean_logit") {
@@ -332,6 +318,7 @@ impl CsiStatistics {
         };
         Ok(Self {
             kind,
+            packed: pack(&axes),
             axes,
             w_sim,
             w_shi,

@@ -1,7 +1,8 @@
 //! Anomaly scoring and metrics for CSI / DIA encoders (spec §6).
 //!
 //! - [`CsiStatistics`]: the CSI score (and the `simclr` ablation score) from per-shift
-//!   features averaged over test-time augmentations;
+//!   features averaged over test-time augmentations; its nearest-axis products are
+//!   [`PackedAxes`] (f64, the same bits on every batch size and instruction set);
 //! - [`auroc`], [`average_precision`], [`fpr_at_tpr`], [`bootstrap_auroc`] and [`Metrics`]:
 //!   the numbers reported, equal to scikit-learn's, ties included.
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod evaluate;
 pub mod features;
 pub mod metrics;
+pub mod nearest;
 pub mod plot;
 pub mod report;
 
@@ -39,3 +41,4 @@ pub use evaluate::{
 };
 pub use features::{extract_features, TtaConfig};
 pub use metrics::{auroc, average_precision, bootstrap_auroc, fpr_at_tpr, Metrics};
+pub use nearest::PackedAxes;
