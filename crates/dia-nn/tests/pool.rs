@@ -75,7 +75,7 @@ fn both_passes_match_the_naive_pool() {
         },
     ];
     for (i, cfg) in configs.into_iter().enumerate() {
-        for (h, w) in [(8, 8), (9, 7), (32, 32), (5, 5)] {
+        for (h, w) in [(8, 8), (9, 7), (32, 32), (5, 5), (3, 75), (56, 2)] {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
             // Quantised values so ties occur: the first maximum must get the gradient.
             let x0 = uniform((2, 3, h, w), 4.0, &mut rng, &dev)
@@ -199,4 +199,23 @@ fn nan_wins_the_window_and_the_last_nan_gets_the_gradient() {
         dx.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         [0.0, 0.0, 0.0, 1.0]
     );
+}
+
+/// The ImageNet stem's pool at 224 px (batch 64), for development:
+/// `cargo test --release -p dia-nn --test pool -- --ignored --nocapture stem_pool_timing`.
+#[test]
+#[ignore]
+fn stem_pool_timing() {
+    dia_nn::tune_allocator();
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x = Var::from_tensor(&uniform((64, 64, 112, 112), 1.0, &mut rng, &dev).unwrap()).unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let y = max_pool2d(x.as_tensor(), MaxPoolConfig::RESNET_STEM).unwrap();
+        let t1 = t.elapsed();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        drop(grads);
+        println!("forward {t1:?}, forward + backward {:?}", t.elapsed());
+    }
 }

@@ -130,7 +130,7 @@ fn winograd_matches_the_gemm_path() {
 
 /// Per-layer timings of the three passes on the ResNet-18 (CIFAR) shapes at batch 64, for
 /// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`
-/// (`DIA_LAYERS=imagenet` for the ImageNet stem on 64×64 images).
+/// (`DIA_LAYERS=imagenet` for the ImageNet stem on 64×64 images, `imagenet224` on 224×224).
 #[test]
 #[ignore]
 fn layer_timings() {
@@ -164,10 +164,15 @@ fn layer_timings() {
         (256, 512, 4, 1, 2, 0, 1),
         (512, 512, 2, 3, 1, 1, 3),
     ];
-    let layers = if std::env::var("DIA_LAYERS").is_ok_and(|v| v == "imagenet") {
-        imagenet
-    } else {
-        cifar
+    // `DIA_LAYERS=imagenet224`: the same at the paper's 224 × 224 (maps 112, then 56 to 7).
+    let imagenet224 = imagenet.map(|(cin, cout, hw, k, s, p, n)| {
+        let hw = if hw == 64 { 224 } else { hw * 7 / 2 };
+        (cin, cout, hw, k, s, p, n)
+    });
+    let layers = match std::env::var("DIA_LAYERS").as_deref() {
+        Ok("imagenet") => imagenet,
+        Ok("imagenet224") => imagenet224,
+        _ => cifar,
     };
     let time = |f: &mut dyn FnMut()| {
         f();
