@@ -46,7 +46,7 @@ pub struct PackedAxes {
 impl PackedAxes {
     /// Packs `m = rows.len() / d` axes of dimension `d`, row-major.
     pub fn new(rows: &[f64], d: usize) -> Self {
-        let m = if d == 0 { 0 } else { rows.len() / d };
+        let m = rows.len().checked_div(d).unwrap_or(0);
         let np = m.div_ceil(LANES);
         let mut panels = vec![0.0; np * d * LANES];
         for p in 0..np {
