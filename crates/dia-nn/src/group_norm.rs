@@ -2,11 +2,160 @@
 //! (`denoising_diffusion_pytorch` 0.27.12, spec §2.1).
 //!
 //! Both are composed from candle ops, so candle's autograd differentiates them and the DDPM can
-//! be trained in Rust; the convolution inside is this crate's gemm [`conv2d`].
+//! be trained in Rust; the convolution inside is this crate's [`conv2d`]. On the CPU with f32
+//! and an affine (as every GroupNorm of the UNet has), the group norm is instead one custom op
+//! with its analytic backward (`GroupNormOp`): the candle composition makes a dozen passes
+//! over the activation, its reductions on one thread, and was with candle's element-wise ops
+//! the largest cost of the UNet step after the convolutions (issue #17).
 
-use candle_core::{bail, Result, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use crate::conv::{conv2d, Conv2dConfig};
+use crate::storage::{cpu_slice, with_f32};
+
+/// The fused GroupNorm of `x (N, C, H, W)` with per-channel `weight` and `bias`: per (sample,
+/// group) the mean and biased variance in f64, then `(x − μ)·r·γ + β` with `r = 1/√(var + eps)`.
+/// The backward recomputes μ and r from `x` (one pass) instead of keeping them, and returns
+/// `dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))` over the group (`dx̂ = dy·γ`), `dγ = Σ dy·x̂`,
+/// `dβ = Σ dy`.
+struct GroupNormOp {
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNormOp {
+    /// (N, C, H·W) of `x`, checked against the groups and the affine's length.
+    fn dims(&self, dims: &[usize], affine: [usize; 2]) -> Result<(usize, usize, usize)> {
+        let [n, c, h, w] = *dims else {
+            bail!("group norm: expected (N, C, H, W), got {dims:?}")
+        };
+        if affine != [c, c] {
+            bail!("group norm: {c} channels but an affine of {affine:?}")
+        }
+        Ok((n, c, h * w))
+    }
+
+    /// μ and r of one group's values.
+    fn stats(&self, v: &[f32]) -> (f64, f64) {
+        let m = v.len().max(1) as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / m;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / m;
+        (mean, 1.0 / (var + self.eps).sqrt())
+    }
+}
+
+impl CustomOp3 for GroupNormOp {
+    fn name(&self) -> &'static str {
+        "dia-group-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, gamma, beta) = (
+            cpu_slice(s1, l1, "group norm")?,
+            cpu_slice(s2, l2, "group norm")?,
+            cpu_slice(s3, l3, "group norm")?,
+        );
+        let (_, c, hw) = self.dims(l1.dims(), [gamma.len(), beta.len()])?;
+        let cg = c / self.groups;
+        let mut y = vec![0f32; x.len()];
+        if cg * hw > 0 {
+            y.par_chunks_mut(cg * hw)
+                .zip(x.par_chunks(cg * hw))
+                .enumerate()
+                .for_each(|(ng, (out, v))| {
+                    let (mean, r) = self.stats(v);
+                    let c0 = (ng % self.groups) * cg;
+                    for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
+                        // y = x·a + b per channel, a = r·γ, b = β − μ·r·γ.
+                        let a = r * gamma[c0 + j] as f64;
+                        let (a, b) = (a as f32, (beta[c0 + j] as f64 - mean * a) as f32);
+                        for (o, &v) in o.iter_mut().zip(v) {
+                            *o = v * a + b;
+                        }
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, hw) = self.dims(x.dims(), [gamma.elem_count(), gamma.elem_count()])?;
+        let cg = c / self.groups;
+        let dy = dy.contiguous()?;
+        let gamma_v = gamma.to_vec1::<f32>()?;
+        let (dx, sums) = with_f32(x, |xv| {
+            with_f32(&dy, |g| {
+                let mut dx = vec![0f32; xv.len()];
+                // Per (sample, channel): (Σ dy, Σ dy·x̂), for dβ and dγ.
+                let mut sums = vec![(0f64, 0f64); n * c];
+                if cg * hw > 0 {
+                    dx.par_chunks_mut(cg * hw)
+                        .zip(sums.par_chunks_mut(cg))
+                        .enumerate()
+                        .for_each(|(ng, (out, sums))| {
+                            let span = ng * cg * hw..(ng + 1) * cg * hw;
+                            let (v, d) = (&xv[span.clone()], &g[span]);
+                            let (mean, r) = self.stats(v);
+                            let c0 = (ng % self.groups) * cg;
+                            // Σ dx̂ and Σ dx̂·x̂ over the group.
+                            let (mut a, mut b) = (0f64, 0f64);
+                            for (j, s) in sums.iter_mut().enumerate() {
+                                let (v, d) = (&v[j * hw..][..hw], &d[j * hw..][..hw]);
+                                let sd: f64 = d.iter().map(|&d| d as f64).sum();
+                                let sdx: f64 = (v.iter().zip(d))
+                                    .map(|(&v, &d)| d as f64 * (v as f64 - mean))
+                                    .sum::<f64>()
+                                    * r;
+                                *s = (sd, sdx);
+                                let gm = gamma_v[c0 + j] as f64;
+                                a += gm * sd;
+                                b += gm * sdx;
+                            }
+                            let m = (cg * hw) as f64;
+                            let (a, b) = (a / m, b / m);
+                            for (j, out) in out.chunks_mut(hw).enumerate() {
+                                let gm = gamma_v[c0 + j] as f64;
+                                let (v, d) = (&v[j * hw..][..hw], &d[j * hw..][..hw]);
+                                for ((o, &v), &d) in out.iter_mut().zip(v).zip(d) {
+                                    let xh = (v as f64 - mean) * r;
+                                    *o = (r * (d as f64 * gm - a - xh * b)) as f32;
+                                }
+                            }
+                        });
+                }
+                (dx, sums)
+            })
+        })??;
+        let (mut dgamma, mut dbeta) = (vec![0f64; c], vec![0f64; c]);
+        for (i, &(sd, sdx)) in sums.iter().enumerate() {
+            dbeta[i % c] += sd;
+            dgamma[i % c] += sdx;
+        }
+        let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.dims(), dev)?),
+            Some(Tensor::from_vec(to_f32(dgamma), gamma.dims(), dev)?),
+            Some(Tensor::from_vec(to_f32(dbeta), gamma.dims(), dev)?),
+        ))
+    }
+}
 
 /// `GroupNorm(groups, C)` with eps 1e-5: per sample and group, subtract the mean and divide by
 /// √(biased variance + eps), then the per-channel affine `weight`, `bias` when given.
@@ -30,6 +179,16 @@ pub fn group_norm(
     let (n, c, h, w) = x.dims4()?;
     if groups == 0 || c % groups != 0 {
         bail!("group norm: {c} channels cannot be split into {groups} groups")
+    }
+    if let (Some(wt), Some(b)) = (weight, bias) {
+        if crate::kernels::use_fast(&[x, wt, b]) {
+            let op = GroupNormOp { groups, eps };
+            return x.contiguous()?.apply_op3(
+                &wt.flatten_all()?.contiguous()?,
+                &b.flatten_all()?.contiguous()?,
+                op,
+            );
+        }
     }
     let g = x.reshape((n, groups, (c / groups) * h * w))?;
     let mean = g.mean_keepdim(2)?;

@@ -7,8 +7,8 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::{hold_isa_from_env, rel_diff};
 use dia_nn::{
-    add_relu, conv2d, group_norm, max_pool2d, weight_standardized_conv2d, with_kernel_policy,
-    BatchNorm2d, Conv2dConfig, KernelPolicy, MaxPoolConfig,
+    add_relu, channel_layer_norm, conv2d, group_norm, max_pool2d, weight_standardized_conv2d,
+    with_kernel_policy, BatchNorm2d, Conv2dConfig, KernelPolicy, MaxPoolConfig,
 };
 use rand::SeedableRng;
 
@@ -188,38 +188,69 @@ fn add_relu_forward_and_gradients_including_zero() {
 
 #[test]
 fn group_norm_and_weight_standardised_conv() {
-    let x = Var::from_tensor(&uniform(&[2, 8, 6, 6], 400)).unwrap();
-    let gamma = Var::from_tensor(&uniform(&[8], 401)).unwrap();
-    let beta = Var::from_tensor(&uniform(&[8], 402)).unwrap();
-    let w = Var::from_tensor(&uniform(&[6, 8, 3, 3], 403)).unwrap();
-    let b = Var::from_tensor(&uniform(&[6], 404)).unwrap();
-    same_on_both_paths("group norm + weight-standardised conv", || {
-        let h = group_norm(
-            x.as_tensor(),
-            4,
-            Some(gamma.as_tensor()),
-            Some(beta.as_tensor()),
-            1e-5,
-        )
-        .unwrap();
-        let y = weight_standardized_conv2d(
-            &h,
-            w.as_tensor(),
-            Some(b.as_tensor()),
-            Conv2dConfig::new(1, 1),
-        )
-        .unwrap();
-        let g = weighted_sum(&y, 405).backward().unwrap();
-        vec![
-            ("h", h),
-            ("y", y),
-            ("dx", grad(&g, &x)),
-            ("dgamma", grad(&g, &gamma)),
-            ("dbeta", grad(&g, &beta)),
-            ("dw", grad(&g, &w)),
-            ("db", grad(&g, &b)),
-        ]
-    });
+    // (n, c, h, w, groups): the UNet's 8 groups, one group, one channel per group, odd sizes
+    // (square: the portable convolution takes square inputs).
+    for (i, &(n, c, h, w, groups)) in [
+        (2, 8, 6, 6, 4),
+        (3, 16, 7, 7, 8),
+        (1, 12, 4, 4, 1),
+        (2, 6, 3, 3, 6),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = 400 + 10 * i as u64;
+        let x = Var::from_tensor(&uniform(&[n, c, h, w], s)).unwrap();
+        let gamma = Var::from_tensor(&uniform(&[c], s + 1)).unwrap();
+        let beta = Var::from_tensor(&uniform(&[c], s + 2)).unwrap();
+        let wt = Var::from_tensor(&uniform(&[6, c, 3, 3], s + 3)).unwrap();
+        let b = Var::from_tensor(&uniform(&[6], s + 4)).unwrap();
+        same_on_both_paths("group norm + weight-standardised conv", || {
+            let hn = group_norm(
+                x.as_tensor(),
+                groups,
+                Some(gamma.as_tensor()),
+                Some(beta.as_tensor()),
+                1e-5,
+            )
+            .unwrap();
+            let y = weight_standardized_conv2d(
+                &hn,
+                wt.as_tensor(),
+                Some(b.as_tensor()),
+                Conv2dConfig::new(1, 1),
+            )
+            .unwrap();
+            let g = weighted_sum(&y, s + 5).backward().unwrap();
+            vec![
+                ("h", hn),
+                ("y", y),
+                ("dx", grad(&g, &x)),
+                ("dgamma", grad(&g, &gamma)),
+                ("dbeta", grad(&g, &beta)),
+                ("dw", grad(&g, &wt)),
+                ("db", grad(&g, &b)),
+            ]
+        });
+    }
+}
+
+#[test]
+fn channel_layer_norm_forward_and_gradients() {
+    // The UNet's attention widths at small maps, one channel, and an odd map.
+    for (i, &(n, c, h, w)) in [(2, 64, 4, 4), (3, 1, 2, 2), (1, 5, 3, 7)]
+        .iter()
+        .enumerate()
+    {
+        let s = 600 + 10 * i as u64;
+        let x = Var::from_tensor(&uniform(&[n, c, h, w], s)).unwrap();
+        let g = Var::from_tensor(&uniform(&[1, c, 1, 1], s + 1)).unwrap();
+        same_on_both_paths("channel layer norm", || {
+            let y = channel_layer_norm(x.as_tensor(), g.as_tensor(), 1e-5).unwrap();
+            let grads = weighted_sum(&y, s + 2).backward().unwrap();
+            vec![("y", y), ("dx", grad(&grads, &x)), ("dg", grad(&grads, &g))]
+        });
+    }
 }
 
 #[test]
