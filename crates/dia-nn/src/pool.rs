@@ -44,8 +44,9 @@ impl MaxPoolConfig {
     /// One output row at a time, the window offsets are visited in scan order (input row,
     /// then column offset `dx`), each as one pass over the outputs whose column is inside the
     /// plane: the candidates are gathered to a contiguous run, then a branch-free
-    /// compare-and-select over it, which the compiler vectorises. (The earlier scan, window by window with a branch per element, was 12 % of
-    /// a 224-px ImageNet-stem training step; issue #17.)
+    /// compare-and-select over it, which the compiler vectorises. (The earlier scan, window by
+    /// window with a branch per element, was 12 % of a 224-px ImageNet-stem training step;
+    /// issue #17.)
     fn argmax(
         &self,
         plane: &[f32],
