@@ -71,8 +71,8 @@ impl PackedAxes {
         self.m == 0
     }
 
-    /// `maxₘ ⟨zᵢ, axisₘ⟩` for every row `zᵢ` of `z` (row-major, `d` columns); `−∞` for every
-    /// row when there are no axes.
+    /// `maxₘ ⟨zᵢ, axisₘ⟩` for every whole row `zᵢ` of `z` (row-major, `d` columns); `−∞` for
+    /// every row when there are no axes.
     pub fn nearest(&self, z: &[f64]) -> Vec<f64> {
         let d = self.d;
         if d == 0 {
@@ -80,6 +80,8 @@ impl PackedAxes {
             return Vec::new();
         }
         let n = z.len() / d;
+        // Whole rows only: a trailing partial row is not a feature vector.
+        let z = &z[..n * d];
         let mut out = vec![f64::NEG_INFINITY; n];
         if self.m == 0 {
             return out;
