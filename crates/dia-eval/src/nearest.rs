@@ -165,6 +165,25 @@ mod x86 {
         std::array::from_fn(|r| rows[(r0 + r).min(n - 1) * d..].as_ptr())
     }
 
+    /// Calls `tiles` once per tile of `R` rows with the rows' pointers and their running
+    /// maxima (copied out of `lanes` and back), the loop both chunk functions share.
+    #[inline(always)]
+    fn row_tiles<const R: usize>(
+        rows: &[f64],
+        d: usize,
+        lanes: &mut [[f64; LANES]],
+        mut tiles: impl FnMut(&[*const f64; R], &mut [[f64; LANES]; R]),
+    ) {
+        let n = lanes.len();
+        let mut scratch = [[f64::NEG_INFINITY; LANES]; R];
+        for r0 in (0..n).step_by(R) {
+            let len = R.min(n - r0);
+            scratch[..len].copy_from_slice(&lanes[r0..r0 + len]);
+            tiles(&row_ptrs::<R>(rows, d, r0), &mut scratch);
+            lanes[r0..r0 + len].copy_from_slice(&scratch[..len]);
+        }
+    }
+
     /// AVX-512: tiles of 8 rows × `P` panels (up to 24 accumulators).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -204,25 +223,18 @@ mod x86 {
         rows: &[f64],
         lanes: &mut [[f64; LANES]],
     ) {
-        const R: usize = 8;
-        let n = lanes.len();
-        let mut scratch = [[f64::NEG_INFINITY; LANES]; R];
-        for r0 in (0..n).step_by(R) {
-            let z = row_ptrs::<R>(rows, d, r0);
-            let len = R.min(n - r0);
-            scratch[..len].copy_from_slice(&lanes[r0..r0 + len]);
+        row_tiles::<8>(rows, d, lanes, |z, scratch| {
             let mut p = c0;
             while p < c1 {
                 let base = panels.as_ptr().add(p * d * LANES);
                 match c1 - p {
-                    1 => tile_avx512::<1>(&z, base, d, &mut scratch),
-                    2 => tile_avx512::<2>(&z, base, d, &mut scratch),
-                    _ => tile_avx512::<3>(&z, base, d, &mut scratch),
+                    1 => tile_avx512::<1>(z, base, d, scratch),
+                    2 => tile_avx512::<2>(z, base, d, scratch),
+                    _ => tile_avx512::<3>(z, base, d, scratch),
                 }
                 p += (c1 - p).min(3);
             }
-            lanes[r0..r0 + len].copy_from_slice(&scratch[..len]);
-        }
+        });
     }
 
     /// AVX2: tiles of 6 rows × one panel (two ymm per row, 12 accumulators).
@@ -261,18 +273,11 @@ mod x86 {
         rows: &[f64],
         lanes: &mut [[f64; LANES]],
     ) {
-        const R: usize = 6;
-        let n = lanes.len();
-        let mut scratch = [[f64::NEG_INFINITY; LANES]; R];
-        for r0 in (0..n).step_by(R) {
-            let z = row_ptrs::<R>(rows, d, r0);
-            let len = R.min(n - r0);
-            scratch[..len].copy_from_slice(&lanes[r0..r0 + len]);
+        row_tiles::<6>(rows, d, lanes, |z, scratch| {
             for p in c0..c1 {
-                tile_avx2(&z, panels.as_ptr().add(p * d * LANES), d, &mut scratch);
+                tile_avx2(z, panels.as_ptr().add(p * d * LANES), d, scratch);
             }
-            lanes[r0..r0 + len].copy_from_slice(&scratch[..len]);
-        }
+        });
     }
 }
 

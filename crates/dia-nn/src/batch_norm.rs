@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::storage::{cpu_slice, with_f32};
+use crate::storage::{cpu_slice, nchw, with_f32};
 
 /// Per-channel batch statistics of the last training forward.
 #[derive(Clone, Debug, Default)]
@@ -54,13 +54,6 @@ struct BatchNormTrain {
     eps: f64,
     relu: bool,
     stats: Arc<Mutex<Stats>>,
-}
-
-fn nchw(l: &Layout) -> Result<(usize, usize, usize)> {
-    match *l.dims() {
-        [n, c, h, w] => Ok((n, c, h * w)),
-        ref d => bail!("batch norm: expected (N, C, H, W), got {d:?}"),
-    }
 }
 
 /// `y = x·scale[c] + shift[c]` per channel, then ReLU when asked: the forward of both ops.
@@ -144,7 +137,7 @@ impl CustomOp3 for BatchNormTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, hw) = nchw(l1)?;
+        let (n, c, hw) = nchw(l1.dims(), "batch norm")?;
         let (x, gamma, beta) = (
             cpu_slice(s1, l1, "batch norm")?,
             cpu_slice(s2, l2, "batch norm")?,
@@ -247,7 +240,7 @@ impl CustomOp3 for ChannelAffine {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = nchw(l1)?;
+        let (_, c, hw) = nchw(l1.dims(), "batch norm")?;
         let (x, scale, shift) = (
             cpu_slice(s1, l1, "batch norm")?,
             cpu_slice(s2, l2, "batch norm")?,

@@ -12,7 +12,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::conv::{conv2d, Conv2dConfig};
-use crate::storage::{cpu_slice, with_f32};
+use crate::storage::{cpu_slice, nchw, with_f32};
 
 /// The fused GroupNorm of `x (N, C, H, W)` with per-channel `weight` and `bias`: per (sample,
 /// group) the mean and biased variance in f64, then `(x − μ)·r·γ + β` with `r = 1/√(var + eps)`.
@@ -27,13 +27,11 @@ struct GroupNormOp {
 impl GroupNormOp {
     /// (N, C, H·W) of `x`, checked against the groups and the affine's length.
     fn dims(&self, dims: &[usize], affine: [usize; 2]) -> Result<(usize, usize, usize)> {
-        let [n, c, h, w] = *dims else {
-            bail!("group norm: expected (N, C, H, W), got {dims:?}")
-        };
+        let (n, c, hw) = nchw(dims, "group norm")?;
         if affine != [c, c] {
             bail!("group norm: {c} channels but an affine of {affine:?}")
         }
-        Ok((n, c, h * w))
+        Ok((n, c, hw))
     }
 
     /// μ and r of one group's values.

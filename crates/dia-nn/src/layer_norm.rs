@@ -10,7 +10,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::{cpu_slice, with_f32};
+use crate::storage::{cpu_slice, nchw, with_f32};
 
 /// The channel LayerNorm of `x (N, C, H, W)` with gain `g` (C values, any shape), differentiable
 /// on every device.
@@ -95,10 +95,7 @@ impl CustomOp2 for LayerNormOp {
             cpu_slice(s1, l1, "layer norm")?,
             cpu_slice(s2, l2, "layer norm")?,
         );
-        let [_, c, h, w] = *l1.dims() else {
-            bail!("layer norm: expected (N, C, H, W), got {:?}", l1.dims())
-        };
-        let hw = h * w;
+        let (_, c, hw) = nchw(l1.dims(), "layer norm")?;
         if g.len() != c {
             bail!("layer norm: {c} channels but {} gains", g.len())
         }

@@ -32,6 +32,14 @@ pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
     }
 }
 
+/// (N, C, H·W) of a 4-D shape; `what` names the op in the error.
+pub(crate) fn nchw(dims: &[usize], what: &str) -> Result<(usize, usize, usize)> {
+    match *dims {
+        [n, c, h, w] => Ok((n, c, h * w)),
+        ref d => bail!("{what}: expected (N, C, H, W), got {d:?}"),
+    }
+}
+
 /// A zeroed buffer, written in parallel: the first touch of a large buffer is page faults and
 /// zeroing, which a plain `vec![0.0; n]` does on one thread while the other cores wait.
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
