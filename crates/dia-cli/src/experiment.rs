@@ -1,14 +1,14 @@
 //! `dia experiment --config E.yaml`: a grid of methods × normal classes × seeds
 //! (`dia_pipeline::experiment`) — in this process (`--jobs N`), one task at a time for a
 //! scheduler (`--ddpm I`, `--cell I`), or as Slurm job arrays (`--slurm`); `--status` and
-//! `--collect` read the grid back.
+//! `--collect` read the grid back; `--archive DIR` copies its records without the weights.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use dia_pipeline::experiment::{
-    collect, markdown_table, run_cell_task, run_ddpm_task, run_grid, slurm, status,
+    archive, collect, markdown_table, run_cell_task, run_ddpm_task, run_grid, slurm, status,
     ExperimentConfig,
 };
 use dia_pipeline::Tasks;
@@ -30,10 +30,10 @@ pub(crate) struct ExperimentArgs {
     #[arg(long)]
     check: bool,
     /// Run only DDPM task I (the DDPM of the I-th normal class), resuming it if interrupted.
-    #[arg(long, value_name = "I", conflicts_with_all = ["cell", "collect", "status", "slurm"])]
+    #[arg(long, value_name = "I", conflicts_with_all = ["cell", "collect", "status", "slurm", "archive"])]
     ddpm: Option<usize>,
     /// Run only cell task I (classes, then methods, then seeds), resuming it if interrupted.
-    #[arg(long, value_name = "I", conflicts_with_all = ["collect", "status", "slurm"])]
+    #[arg(long, value_name = "I", conflicts_with_all = ["collect", "status", "slurm", "archive"])]
     cell: Option<usize>,
     /// Rebuild results.csv and results.md from the cells' reports.
     #[arg(long, conflicts_with_all = ["status", "slurm"])]
@@ -41,6 +41,11 @@ pub(crate) struct ExperimentArgs {
     /// Print where every task stands (not started, running, done, failed, interrupted).
     #[arg(long, conflicts_with = "slurm")]
     status: bool,
+    /// Copy the grid's records (reports, metrics, plots, logs; not the weights or the
+    /// per-image scores) into DIR, for
+    /// committing a reproduction or continuing it elsewhere (`--collect` reads such a copy).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["status", "slurm", "collect"])]
+    archive: Option<PathBuf>,
     #[command(flatten)]
     slurm: SlurmArgs,
     #[command(flatten)]
@@ -121,6 +126,18 @@ pub(crate) fn run(args: ExperimentArgs) -> Result<()> {
         let results = collect(&cfg, &out)?;
         print!("{}", markdown_table(&results));
         println!("wrote {}", out.join("results.csv").display());
+        return Ok(());
+    }
+    if let Some(dest) = &args.archive {
+        let a = archive(&out, dest)?;
+        println!(
+            "copied {} files ({:.1} MB) of {} into {}; left out {} weight and score files",
+            a.files,
+            a.bytes as f64 / 1e6,
+            out.display(),
+            dest.display(),
+            a.left_out.len()
+        );
         return Ok(());
     }
     if args.slurm.slurm {

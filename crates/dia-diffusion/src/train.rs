@@ -493,3 +493,13 @@ pub fn is_finished(model: &Path, cfg: &DdpmConfig) -> Result<bool> {
     let meta = crate::checkpoint::read_meta(model)?;
     Ok(meta.is_some_and(|m| m.step >= cfg.steps || m.plateaued))
 }
+
+/// Whether the run whose `metrics.csv` is `metrics` finished under `cfg`, read from that record
+/// alone: its last step is `cfg.steps`, or its losses meet the plateau rule (the rule training
+/// applies to the same rows on resume). For runs archived without their weights.
+pub fn is_finished_by_metrics(metrics: &Path, cfg: &DdpmConfig) -> Result<bool> {
+    let rows = read_losses(metrics)?;
+    let losses: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    let last = rows.last().map_or(0, |r| r.0);
+    Ok(last >= cfg.steps || cfg.plateau.as_ref().is_some_and(|p| plateaued(&losses, p)))
+}

@@ -4,7 +4,7 @@
 //! weights.
 
 use candle_core::Device;
-use dia_diffusion::train::{is_finished, train, RunOptions};
+use dia_diffusion::train::{is_finished, is_finished_by_metrics, train, RunOptions};
 use dia_diffusion::DdpmConfig;
 
 fn config(threshold: f64) -> DdpmConfig {
@@ -61,6 +61,9 @@ fn training_stops_on_a_plateau_and_resumes_to_the_same_stop() {
     };
     assert!(dia_diffusion::plateau::plateaued(&l, &rule));
     assert!(!dia_diffusion::plateau::plateaued(&l[..6], &rule));
+    // The record alone says the same, without the weights.
+    let metrics = dir.path().join("metrics.csv");
+    assert!(is_finished_by_metrics(&metrics, &cfg).unwrap());
     // Strength at the checkpoints of steps 3, 6 and the stop (7): three t each.
     let s = std::fs::read_to_string(dir.path().join("strength.csv")).unwrap();
     let steps: Vec<&str> = s
@@ -84,6 +87,7 @@ fn training_stops_on_a_plateau_and_resumes_to_the_same_stop() {
     let part = train(&cfg, dir2.path(), &Device::Cpu, stop, &mut |_| {}).unwrap();
     assert!(!part.plateaued);
     assert!(!is_finished(&dir2.path().join("model.safetensors"), &cfg).unwrap());
+    assert!(!is_finished_by_metrics(&dir2.path().join("metrics.csv"), &cfg).unwrap());
     let resume = RunOptions {
         resume: true,
         stop_after_steps: None,
@@ -130,4 +134,11 @@ fn without_a_plateau_the_run_takes_its_steps() {
     assert!(!s.plateaued);
     assert_eq!(s.steps_done, 9);
     assert!(is_finished(&dir.path().join("model.safetensors"), &cfg).unwrap());
+    let metrics = dir.path().join("metrics.csv");
+    assert!(is_finished_by_metrics(&metrics, &cfg).unwrap());
+    // One step short of the end (the last row dropped) is not finished.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let short: Vec<&str> = text.lines().take(9).collect();
+    std::fs::write(&metrics, short.join("\n")).unwrap();
+    assert!(!is_finished_by_metrics(&metrics, &cfg).unwrap());
 }

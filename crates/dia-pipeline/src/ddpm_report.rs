@@ -78,8 +78,15 @@ pub fn write_ddpm_report(dir: &Path, cfg: &DdpmConfig) -> Result<DdpmSummary> {
     };
     let steps = raw.last().map_or(0, |p| p.0 as usize);
     let model = dir.join("model.safetensors");
-    let plateaued = model.is_file()
-        && dia_diffusion::checkpoint::read_meta(&model)?.is_some_and(|m| m.plateaued);
+    // The weights' metadata says whether the run stopped on a plateau; without them (an
+    // archived run) the rule is applied to the recorded losses, as training does on resume.
+    let plateaued = if model.is_file() {
+        dia_diffusion::checkpoint::read_meta(&model)?.is_some_and(|m| m.plateaued)
+    } else {
+        cfg.plateau
+            .as_ref()
+            .is_some_and(|p| steps < cfg.steps && dia_diffusion::plateau::plateaued(&losses, p))
+    };
     let last_step = strength_rows.last().map(|r| r.0);
     let strength: Vec<Strength> = strength_rows
         .iter()

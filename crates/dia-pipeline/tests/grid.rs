@@ -3,7 +3,9 @@
 //! a second run reading the finished cells back unchanged.
 
 use candle_core::Device;
-use dia_pipeline::experiment::{run_grid, ExperimentConfig, Method};
+use dia_pipeline::experiment::{
+    archive, collect, ddpm_summaries, run_grid, ExperimentConfig, Method,
+};
 use dia_pipeline::Quiet;
 
 fn config() -> ExperimentConfig {
@@ -64,6 +66,49 @@ fn a_tiny_grid_gives_typed_results_and_reads_them_back() {
     // Finished cells are read back, not re-run: the same results.
     let again = run_grid(&cfg, dir.path(), 1, &Device::Cpu, &Quiet).unwrap();
     assert_eq!(again, results);
+
+    // The records without the weights read back as the grid itself: the same results and
+    // the same DDPM summary (finished by its metrics.csv, plateau flag included).
+    let records = tempfile::tempdir().unwrap();
+    let a = archive(dir.path(), records.path()).unwrap();
+    assert!(a.files > 0 && a.bytes > 0);
+    let mut left: Vec<String> = a.left_out.iter().map(|p| p.display().to_string()).collect();
+    left.sort();
+    assert!(
+        left.contains(&"ddpm/trouser/model.safetensors".to_string()),
+        "{left:?}"
+    );
+    assert!(
+        left.iter()
+            .all(|p| p.ends_with(".safetensors") || p.ends_with("eval/scores.csv")),
+        "{left:?}"
+    );
+    let mut stack = vec![records.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            assert!(!p.to_string_lossy().ends_with(".safetensors"), "{p:?}");
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    let from_records = collect(&cfg, records.path()).unwrap();
+    assert_eq!(from_records.len(), results.len());
+    for (r, q) in from_records.iter().zip(&results) {
+        assert_eq!((&r.method, r.seed, r.auroc), (&q.method, q.seed, q.auroc));
+        assert_eq!(r.train_seconds, q.train_seconds);
+    }
+    let here = ddpm_summaries(&cfg, dir.path()).unwrap();
+    let there = ddpm_summaries(&cfg, records.path()).unwrap();
+    assert_eq!(here.len(), 1);
+    assert_eq!(there.len(), 1);
+    let (h, t) = (&here[0].1, &there[0].1);
+    assert_eq!(
+        (h.steps, h.plateaued, &h.strength),
+        (t.steps, t.plateaued, &t.strength)
+    );
+    assert_eq!(h.smoothed_loss, t.smoothed_loss);
 }
 
 #[test]

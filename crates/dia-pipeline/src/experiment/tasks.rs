@@ -189,11 +189,18 @@ pub fn collect(cfg: &ExperimentConfig, out: &Path) -> Result<Vec<CellResult>> {
     Ok(results)
 }
 
-/// The reports of the grid's finished DDPMs (rewritten from their metrics), by class.
+/// The reports of the grid's finished DDPMs (rewritten from their metrics), by class. A DDPM
+/// without its weights (an [`archive`](super::archive())) counts as finished by its
+/// `metrics.csv`.
 pub fn ddpm_summaries(cfg: &ExperimentConfig, out: &Path) -> Result<Vec<(String, DdpmSummary)>> {
     let mut v = Vec::new();
     for class in cfg.ddpm_classes() {
-        if finished_ddpm(cfg, out, &class).is_ok() {
+        let dir = ddpm_dir(out, &class);
+        let metrics = dir.join("metrics.csv");
+        let by_record = !dir.join("model.safetensors").exists()
+            && metrics.is_file()
+            && dia_diffusion::train::is_finished_by_metrics(&metrics, &cfg.ddpm_config(&class)?)?;
+        if by_record || finished_ddpm(cfg, out, &class).is_ok() {
             let summary = write_ddpm_report(&ddpm_dir(out, &class), &cfg.ddpm_config(&class)?)?;
             v.push((class, summary));
         }
