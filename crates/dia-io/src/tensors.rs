@@ -42,9 +42,72 @@ pub fn save_safetensors(
     // serialising, with the same views `safetensors::serialize` writes.
     let checksum = checksum_of(host.iter().map(|(k, v)| (*k, v)));
     meta.insert(crate::keys::CHECKSUM.into(), checksum);
-    let bytes = safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
+    let mut bytes = safetensors::serialize(host.iter().map(|(k, v)| (*k, v)), Some(meta))
         .map_err(|e| format_err(path, e))?;
+    sort_header(&mut bytes).map_err(|e| format_err(path, e))?;
     write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+}
+
+/// Rewrites a serialised safetensors buffer's JSON header with every object's keys sorted.
+///
+/// `safetensors::serialize` takes the metadata as a `HashMap` and writes it in that map's
+/// (randomly seeded) order, so two saves of the same tensors and metadata gave files with
+/// different bytes, and different SHA-256s where a report records one. The sorted header is the
+/// same JSON with the same length (the same members, compact), so it takes the old one's place
+/// and its padding; the tensors' offsets do not move.
+fn sort_header(bytes: &mut [u8]) -> std::result::Result<(), String> {
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| bytes.len() >= 8 + n)
+        .ok_or("safetensors wrote a buffer shorter than its header")?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| e.to_string())?;
+    let mut sorted = Vec::with_capacity(len);
+    write_sorted(&header, &mut sorted).map_err(|e| e.to_string())?;
+    if sorted.len() > len {
+        return Err(format!(
+            "the sorted safetensors header is {} bytes, longer than the {len} written",
+            sorted.len()
+        ));
+    }
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + len].fill(b' ');
+    Ok(())
+}
+
+/// Compact JSON of `v` with object keys in sorted order, whatever order `serde_json::Map`
+/// keeps (it keeps insertion order when any crate in the build enables `preserve_order`).
+fn write_sorted(v: &serde_json::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                write_sorted(&map[k], out)?;
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_sorted(item, out)?;
+            }
+            out.push(b']');
+        }
+        leaf => serde_json::to_writer(&mut *out, leaf)?,
+    }
+    Ok(())
 }
 
 /// SHA-256 (hex) over tensors given sorted by name: each one's name, dtype, shape and data.
@@ -192,5 +255,41 @@ mod tests {
         );
         let e = read_metadata(&junk).unwrap_err().to_string();
         assert!(e.contains("not a safetensors file"), "{e}");
+    }
+
+    #[test]
+    fn equal_saves_give_equal_bytes() {
+        // Twenty metadata keys: in a HashMap's random order two saves all but never agree.
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tensor::arange(0f32, 6., &Device::Cpu).unwrap();
+        let u = Tensor::new(&[7u8, 8], &Device::Cpu).unwrap();
+        let meta: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("dia.key{i:02}"), format!("v\"{i}\"")))
+            .collect();
+        let tensors = [("w".to_string(), t), ("a".to_string(), u)];
+        let (p, q) = (
+            dir.path().join("p.safetensors"),
+            dir.path().join("q.safetensors"),
+        );
+        save_safetensors(&p, &tensors, &meta).unwrap();
+        save_safetensors(&q, &tensors, &meta).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            bytes == std::fs::read(&q).unwrap(),
+            "two equal saves wrote different bytes"
+        );
+        // The header's metadata keys are in sorted order, and the file reads back whole.
+        let header = String::from_utf8_lossy(&bytes[8..]);
+        let at: Vec<usize> = (0..20)
+            .map(|i| header.find(&format!("\"dia.key{i:02}\"")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        let (read, m) = load_safetensors(&p, &Device::Cpu).unwrap();
+        assert_eq!(
+            read["w"].to_vec1::<f32>().unwrap(),
+            [0., 1., 2., 3., 4., 5.]
+        );
+        assert_eq!(read["a"].to_vec1::<u8>().unwrap(), [7, 8]);
+        assert_eq!(m["dia.key07"], "v\"7\"");
     }
 }
