@@ -10,13 +10,13 @@
 //! task, a test) otherwise allocates from a per-thread arena of 64 MiB heaps, which serves a
 //! larger request with its own `mmap` whatever `M_MMAP_MAX` says, and unmaps it on free: a
 //! 64-px DDPM trained in such a thread spent about a third of its time in page faults
-//! (≈ 400,000 a second) and ran 2.3× slower than with one arena. The large tensors of a step make few allocations, so the
-//! one arena's lock is not contended.
+//! (≈ 400,000 a second) and ran 2.3× slower than with one arena. The large tensors of a step
+//! make few allocations, so the one arena's lock is not contended.
 
 /// Keeps freed memory in the process: no `mmap` for large blocks, no trimming, one arena for
 /// all threads. Call once at start-up, before the first large allocation and before any other
-/// thread starts (a thread that has allocated keeps the arena it had). Returns whether the settings were applied
-/// (only on glibc).
+/// thread starts (a thread that has allocated keeps the arena it had). Returns whether the
+/// settings were applied (only on glibc).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

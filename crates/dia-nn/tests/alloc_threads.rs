@@ -1,11 +1,12 @@
 //! `tune_allocator` keeps a worker thread's large buffers mapped: allocating, touching and
-//! freeing the same two 96 MiB buffers (a 64-px UNet's im2col buffers are larger) again and
+//! freeing the same two 96 MiB buffers (a 64-px UNet's training step has buffers that large) again and
 //! again in a thread other than the main one must not fault their pages in anew each time. A
 //! per-thread glibc arena serves a request larger than its 64 MiB heaps with its own `mmap`,
 //! whatever `M_MMAP_MAX` says, and unmaps it on free: 24,576 faults a buffer, a step, before
 //! the settings held glibc to one arena. Run without the test harness, so that the settings
 //! come before any thread allocates.
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn minor_faults() -> i64 {
     // SAFETY: getrusage writes into the zeroed struct we pass.
     unsafe {
@@ -15,6 +16,7 @@ fn minor_faults() -> i64 {
     }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 /// One "step": `BUFFERS` buffers of `bytes` live at once, every page touched, then all freed.
 fn step(bytes: usize, mark: u8) {
     let mut live = Vec::with_capacity(BUFFERS);
@@ -29,6 +31,7 @@ fn step(bytes: usize, mark: u8) {
     while live.pop().is_some() {}
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn churn(bytes: usize, iterations: usize) -> i64 {
     // Two warm-up steps fault the buffers in once; the rest must reuse those pages.
     step(bytes, 1);
@@ -40,16 +43,18 @@ fn churn(bytes: usize, iterations: usize) -> i64 {
     minor_faults() - before
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const BUFFERS: usize = 2;
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn main() {
-    let applied = dia_nn::tune_allocator();
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
-        assert!(!applied);
-        println!("alloc_threads: not glibc, nothing to check");
-        return;
-    }
-    assert!(applied, "mallopt refused a setting");
+    assert!(!dia_nn::tune_allocator());
+    println!("alloc_threads: not glibc, nothing to check");
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn main() {
+    assert!(dia_nn::tune_allocator(), "mallopt refused a setting");
     const BYTES: usize = 96 << 20;
     const ITERATIONS: usize = 20;
     let faults = std::thread::spawn(|| churn(BYTES, ITERATIONS))
