@@ -4,11 +4,19 @@
 //!
 //! AVX2 has 16 ymm registers of 8 lanes, against AVX-512's 32 of 16, so a whole 48 × 8 or
 //! 64 × 6 tile (48 zmm-halves of accumulators) cannot stay in registers. Each tile is computed
-//! in four passes over its steps instead, each pass a 24 × 4 (or 32 × 3) block: 12
-//! accumulators, 3 (or 4) A vectors and one broadcast — 16 registers. The steps are taken
-//! [`CHUNK`] at a time, all four passes over one chunk before the next (the passes after the
-//! first add to what the earlier chunks left in `out`), so that the passes after the first
-//! read their operands from L1: a whole 3×3 tile over 64 channels reads 110 KiB of A.
+//! in passes over its steps instead, each pass a block that fits the register file with room
+//! to spare:
+//! - [`tile`] (48 × 8): six 16 × 4 blocks, 8 accumulators, 2 A vectors, one broadcast (and two
+//!   masks where lanes are partial);
+//! - [`tile_bt`] (64 × 6): four 16 × 6 blocks, 12 accumulators, 2 A vectors, one broadcast.
+//!
+//! Blocks of exactly 16 registers (24 × 4 and 32 × 3, the first version) left LLVM one short:
+//! it kept an accumulator on the stack, and the store-to-load round trip in that chain held
+//! both tiles to 42–45 GFLOP/s on one Zen 3 core, against 80–90 GFLOP/s now (`tile_speed`,
+//! issue #17). The steps are taken [`CHUNK`] at a time, all passes over one chunk before the
+//! next (the passes after the first add to what the earlier chunks left in `out`), so that the
+//! passes after the first read their operands from L1: a whole 3×3 tile over 64 channels
+//! reads 110 KiB of A.
 
 use std::arch::x86_64::*;
 
@@ -28,13 +36,13 @@ fn lane_mask(n: usize) -> __m256i {
     )
 }
 
-/// One 24 × 4 block of [`tile`]: A half-vectors `h0..h0 + 3` (8 rows each), columns
-/// `c0..c0 + 4`.
+/// One `8·H` × `C` block of [`tile`]: A half-vectors `h0..h0 + H` (8 rows each), columns
+/// `c0..c0 + C` (16 × 4: see the module documentation for why not larger).
 // The block's position (h0, c0, first) is three scalars: a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_block<const MASKED: bool>(
+unsafe fn tile_block<const MASKED: bool, const H: usize, const C: usize>(
     p: &[*const f32; 2 * MV],
     masks: &[__m256i; 2 * MV],
     koff: &[u32],
@@ -44,7 +52,7 @@ unsafe fn tile_block<const MASKED: bool>(
     first: bool,
     out: *mut f32,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+    let mut acc = [[_mm256_setzero_ps(); H]; C];
     if !first {
         for (n, row) in acc.iter_mut().enumerate() {
             for (v, r) in row.iter_mut().enumerate() {
@@ -55,7 +63,7 @@ unsafe fn tile_block<const MASKED: bool>(
     let mut bp = b.add(c0);
     for &k in koff {
         let k = k as usize;
-        let av: [__m256; 3] = std::array::from_fn(|v| {
+        let av: [__m256; H] = std::array::from_fn(|v| {
             let ptr = p[h0 + v].wrapping_add(k);
             if MASKED {
                 _mm256_maskload_ps(ptr, masks[h0 + v])
@@ -65,7 +73,7 @@ unsafe fn tile_block<const MASKED: bool>(
         });
         for (n, row) in acc.iter_mut().enumerate() {
             let bn = _mm256_broadcast_ss(&*bp.add(n));
-            for v in 0..3 {
+            for v in 0..H {
                 row[v] = _mm256_fmadd_ps(av[v], bn, row[v]);
             }
         }
@@ -95,21 +103,67 @@ pub(super) unsafe fn tile(a: &ATile<'_>, b: &[f32], out: &mut [f32; MR * NR]) {
     }
     for (c, koff) in a.koff.0.chunks(CHUNK).enumerate() {
         let bc = b.as_ptr().add(c * CHUNK * NR);
-        for h0 in [0, 3] {
-            let full = lanes[h0..h0 + 3].iter().all(|&l| l == 8);
+        for h0 in [0, 2, 4] {
+            let full = lanes[h0..h0 + 2].iter().all(|&l| l == 8);
             for c0 in [0, 4] {
                 if full {
-                    tile_block::<false>(&p, &masks, koff, bc, h0, c0, c == 0, o);
+                    tile_block::<false, 2, 4>(&p, &masks, koff, bc, h0, c0, c == 0, o);
                 } else {
-                    tile_block::<true>(&p, &masks, koff, bc, h0, c0, c == 0, o);
+                    tile_block::<true, 2, 4>(&p, &masks, koff, bc, h0, c0, c == 0, o);
                 }
             }
         }
     }
 }
 
-/// [`super::tile_bt`] on AVX2 + FMA (the caller has checked the bounds): four passes of 32
-/// rows × 3 columns; a pass whose columns are all unwanted is skipped.
+/// One 16-row × `N`-column block of [`tile_bt`] over one chunk of steps: rows `r0..r0 + 16`,
+/// all `N` columns at once (the classic AVX2 gemm block): 12 accumulators, 2 A vectors and the
+/// broadcast, 15 of the 16 ymm registers. `N` is 6, or 3 when no more columns are wanted;
+/// only the first `cols` are loaded and stored.
+// The block's position (r0, load, cols) is three scalars: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bt_block<const N: usize>(
+    a: *const f32,
+    p: &[*const f32; BT_NR],
+    steps: &[u32],
+    r0: usize,
+    load: bool,
+    cols: usize,
+    o: *mut f32,
+) {
+    let cols = cols.min(N);
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    if load {
+        for (n, row) in acc.iter_mut().enumerate().take(cols) {
+            for (v, r) in row.iter_mut().enumerate() {
+                *r = _mm256_loadu_ps(o.add(n * BT_MR + r0 + 8 * v));
+            }
+        }
+    }
+    let pn: [*const f32; N] = std::array::from_fn(|n| p[n]);
+    let mut ap = a.add(r0);
+    for &s in steps {
+        let s = s as usize;
+        let a0 = _mm256_loadu_ps(ap);
+        let a1 = _mm256_loadu_ps(ap.add(8));
+        for (n, row) in acc.iter_mut().enumerate() {
+            let bn = _mm256_broadcast_ss(&*pn[n].add(s));
+            row[0] = _mm256_fmadd_ps(a0, bn, row[0]);
+            row[1] = _mm256_fmadd_ps(a1, bn, row[1]);
+        }
+        ap = ap.add(BT_MR);
+    }
+    for (n, row) in acc.iter().enumerate().take(cols) {
+        for (v, r) in row.iter().enumerate() {
+            _mm256_storeu_ps(o.add(n * BT_MR + r0 + 8 * v), *r);
+        }
+    }
+}
+
+/// [`super::tile_bt`] on AVX2 + FMA (the caller has checked the bounds): four passes of 16
+/// rows × 6 columns ([`bt_block`]) over each chunk of steps.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumulate: bool) {
     let base = b.data.as_ptr();
@@ -123,37 +177,12 @@ pub(super) unsafe fn tile_bt(a: &[f32], b: &BTile<'_>, out: &mut [f32], accumula
     }
     for (c, chunk) in steps.chunks(CHUNK).enumerate() {
         let a = a.as_ptr().add(c * CHUNK * BT_MR);
-        for c0 in [0, 3] {
-            if c0 >= b.cols {
-                continue;
-            }
-            let wanted = (b.cols - c0).min(3);
-            for r0 in [0, 32] {
-                let mut acc = [[_mm256_setzero_ps(); 4]; 3];
-                if accumulate || c > 0 {
-                    for (n, row) in acc.iter_mut().enumerate().take(wanted) {
-                        for (v, r) in row.iter_mut().enumerate() {
-                            *r = _mm256_loadu_ps(o.add((c0 + n) * BT_MR + r0 + 8 * v));
-                        }
-                    }
-                }
-                let mut ap = a.add(r0);
-                for &s in chunk {
-                    let s = s as usize;
-                    let av: [__m256; 4] = std::array::from_fn(|v| _mm256_loadu_ps(ap.add(8 * v)));
-                    for (n, row) in acc.iter_mut().enumerate() {
-                        let bn = _mm256_broadcast_ss(&*p[c0 + n].add(s));
-                        for v in 0..4 {
-                            row[v] = _mm256_fmadd_ps(av[v], bn, row[v]);
-                        }
-                    }
-                    ap = ap.add(BT_MR);
-                }
-                for (n, row) in acc.iter().enumerate().take(wanted) {
-                    for (v, r) in row.iter().enumerate() {
-                        _mm256_storeu_ps(o.add((c0 + n) * BT_MR + r0 + 8 * v), *r);
-                    }
-                }
+        let load = accumulate || c > 0;
+        for r0 in (0..BT_MR).step_by(16) {
+            if b.cols > 3 {
+                bt_block::<6>(a, &p, chunk, r0, load, b.cols, o);
+            } else {
+                bt_block::<3>(a, &p, chunk, r0, load, b.cols, o);
             }
         }
     }
