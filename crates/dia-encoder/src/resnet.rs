@@ -16,9 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
-use dia_nn::{
-    max_pool2d, BatchNorm2d, Conv2d, Conv2dConfig, Init, Linear, MaxPoolConfig, Params, Source,
-};
+use dia_nn::{BatchNorm2d, Conv2d, Conv2dConfig, Init, Linear, MaxPoolConfig, Params, Source};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -276,12 +274,15 @@ impl ResNet18 {
             )));
         }
         let x = x.to_dtype(DType::F32)?.affine(2.0, -1.0)?; // (x − 0.5)/0.5
-        let mut h = self
-            .bn1
-            .forward_relu_t(&candle_core::Module::forward(&self.conv1, &x)?, train)?;
-        if self.cfg.arch == Arch::ResNet18ImageNet {
-            h = max_pool2d(&h, MaxPoolConfig::RESNET_STEM)?;
-        }
+        let h = candle_core::Module::forward(&self.conv1, &x)?;
+        let mut h = match self.cfg.arch {
+            // One op in training on the CPU: the full-resolution ReLU output is never stored.
+            Arch::ResNet18ImageNet => {
+                self.bn1
+                    .forward_relu_pool_t(&h, train, MaxPoolConfig::RESNET_STEM)?
+            }
+            Arch::ResNet18 => self.bn1.forward_relu_t(&h, train)?,
+        };
         for blk in &self.blocks {
             h = blk.forward_t(&h, train)?;
         }

@@ -19,17 +19,28 @@ use crate::storage::{cpu_slice, nchw, with_f32};
 
 /// Per-channel batch statistics of the last training forward.
 #[derive(Clone, Debug, Default)]
-struct Stats {
-    mean: Vec<f32>,
+pub(crate) struct Stats {
+    pub mean: Vec<f32>,
     /// Biased variance (the one used to normalise).
-    var: Vec<f32>,
-    invstd: Vec<f32>,
+    pub var: Vec<f32>,
+    pub invstd: Vec<f32>,
     /// Elements per channel (N·H·W).
-    count: usize,
+    pub count: usize,
+}
+
+impl Stats {
+    /// The per-channel `(scale, shift)` of `y = x·scale + shift`: γ·invstd and β − mean·scale.
+    pub(crate) fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let scale: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, s)| g * s).collect();
+        let shift = (0..scale.len())
+            .map(|ch| beta[ch] - self.mean[ch] * scale[ch])
+            .collect();
+        (scale, shift)
+    }
 }
 
 /// Channel statistics of NCHW data: mean and biased variance.
-fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize, eps: f64) -> Stats {
+pub(crate) fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize, eps: f64) -> Stats {
     let sums = channel_sums(n, c, hw, |p| [&x[p * hw..]], |_, [v]| (v, v * v));
     let m = (n * hw) as f64;
     let per: Vec<(f32, f32, f32)> = sums
@@ -151,10 +162,7 @@ impl CustomOp3 for BatchNormTrain {
             )
         }
         let stats = channel_stats(x, n, c, hw, self.eps);
-        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * stats.invstd[ch]).collect();
-        let shift: Vec<f32> = (0..c)
-            .map(|ch| beta[ch] - stats.mean[ch] * scale[ch])
-            .collect();
+        let (scale, shift) = stats.affine(gamma, beta);
         let y = affine_channels(x, c, hw, &scale, &shift, self.relu);
         *self.stats.lock().expect("stats lock") = stats;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -386,12 +394,55 @@ impl BatchNorm2d {
         self.forward_impl(x, train, true)
     }
 
-    fn forward_impl(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+    /// The channel count, after checking that `x` (N, C, H, W) has it.
+    pub(crate) fn channels_of(&self, x: &Tensor) -> Result<usize> {
         let c = self.weight.elem_count();
         let (_, xc, _, _) = x.dims4()?;
         if xc != c {
             bail!("batch norm over {c} channels applied to an input with {xc}")
         }
+        Ok(c)
+    }
+
+    /// Whether a training forward on `x` takes a fast custom op ([`crate::kernels::use_fast`]).
+    pub(crate) fn fast_training(&self, x: &Tensor) -> bool {
+        crate::kernels::use_fast(&[x, &self.weight, &self.bias])
+    }
+
+    /// A fast training op on (x, γ, β), made by `op` from eps and the statistics it fills
+    /// (`BatchNormTrain`, or the stem's batch norm + ReLU + max pool); then the running
+    /// estimates move.
+    pub(crate) fn train_op<O: CustomOp3 + Send + Sync + 'static>(
+        &self,
+        x: &Tensor,
+        op: impl FnOnce(f64, Arc<Mutex<Stats>>) -> O,
+    ) -> Result<Tensor> {
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let y = x.contiguous()?.apply_op3(
+            &self.weight.contiguous()?,
+            &self.bias.contiguous()?,
+            op(self.eps, Arc::clone(&stats)),
+        )?;
+        let s = stats.lock().expect("stats lock").clone();
+        let dev = x.device();
+        self.update_running(Tensor::new(s.mean, dev)?, Tensor::new(s.var, dev)?, s.count)?;
+        Ok(y)
+    }
+
+    /// Running estimates as PyTorch: the unbiased variance, momentum 0.1.
+    fn update_running(&self, mean: Tensor, var: Tensor, count: usize) -> Result<()> {
+        let m = self.momentum;
+        let unbiased = (var * (count as f64 / (count.max(2) - 1) as f64))?;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
+        self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn forward_impl(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let c = self.channels_of(x)?;
         if !train {
             let invstd = (self.running_var.as_tensor() + self.eps)?.sqrt()?.recip()?;
             let scale = (&self.weight * invstd)?;
@@ -410,64 +461,33 @@ impl BatchNorm2d {
                 Ok(y)
             };
         }
-        let (y, mean, var, count) = if crate::kernels::use_fast(&[x, &self.weight, &self.bias]) {
-            let stats = Arc::new(Mutex::new(Stats::default()));
-            let op = BatchNormTrain {
-                eps: self.eps,
-                relu,
-                stats: Arc::clone(&stats),
-            };
-            let y = x.contiguous()?.apply_op3(
-                &self.weight.contiguous()?,
-                &self.bias.contiguous()?,
-                op,
-            )?;
-            let s = stats.lock().expect("stats lock").clone();
-            let dev = x.device();
-            (
-                y,
-                Tensor::new(s.mean, dev)?,
-                Tensor::new(s.var, dev)?,
-                s.count,
-            )
-        } else {
-            // The portable path: candle's own ops and autograd. Every reduction over (N, H, W)
-            // is staged, over each plane (H·W) and then over the batch (N), in the forward and,
-            // because the broadcasts are staged the same way, in the backward's channel sums
-            // (Σ dy, Σ dy·x̂) too: two short f32 sums instead of one of N·H·W elements, which
-            // drifted measurably from the fast path's f64 sums.
-            let (n, _, h, w) = x.dims4()?;
-            let planes = (n, c, 1, 1);
-            let over_batch = |t: &Tensor| -> Result<Tensor> {
-                t.mean_keepdim((2, 3))?
-                    .mean_keepdim(0)?
-                    .broadcast_as(planes)
-            };
-            let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1))?.broadcast_as(planes);
-            let mean = over_batch(x)?;
-            let centred = x.broadcast_sub(&mean)?;
-            let var = over_batch(&centred.sqr()?)?;
-            let xhat = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
-            let y = xhat
-                .broadcast_mul(&per_channel(&self.weight)?)?
-                .broadcast_add(&per_channel(&self.bias)?)?;
-            let (mean, var) = (mean.narrow(0, 0, 1)?, var.narrow(0, 0, 1)?);
-            let y = if relu { crate::kernels::relu(&y)? } else { y };
-            (
-                y,
-                mean.flatten_all()?.detach(),
-                var.flatten_all()?.detach(),
-                n * h * w,
-            )
+        if self.fast_training(x) {
+            return self.train_op(x, |eps, stats| BatchNormTrain { eps, relu, stats });
+        }
+        // The portable path: candle's own ops and autograd. Every reduction over (N, H, W)
+        // is staged, over each plane (H·W) and then over the batch (N), in the forward and,
+        // because the broadcasts are staged the same way, in the backward's channel sums
+        // (Σ dy, Σ dy·x̂) too: two short f32 sums instead of one of N·H·W elements, which
+        // drifted measurably from the fast path's f64 sums.
+        let (n, _, h, w) = x.dims4()?;
+        let planes = (n, c, 1, 1);
+        let over_batch = |t: &Tensor| -> Result<Tensor> {
+            t.mean_keepdim((2, 3))?
+                .mean_keepdim(0)?
+                .broadcast_as(planes)
         };
-        // Running estimates as PyTorch: the unbiased variance, momentum 0.1.
-        let m = self.momentum;
-        let unbiased = (var * (count as f64 / (count.max(2) - 1) as f64))?;
-        self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
-        self.running_var
-            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
-        self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
+        let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1))?.broadcast_as(planes);
+        let mean = over_batch(x)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = over_batch(&centred.sqr()?)?;
+        let xhat = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
+        let y = xhat
+            .broadcast_mul(&per_channel(&self.weight)?)?
+            .broadcast_add(&per_channel(&self.bias)?)?;
+        let y = if relu { crate::kernels::relu(&y)? } else { y };
+        let first = |t: Tensor| t.narrow(0, 0, 1)?.flatten_all().map(|t| t.detach());
+        let (mean, var) = (first(mean)?, first(var)?);
+        self.update_running(mean, var, n * h * w)?;
         Ok(y)
     }
 

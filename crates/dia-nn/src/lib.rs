@@ -18,7 +18,8 @@
 //! - [`conv2d`] / [`Conv2d`]: any stride, padding and kernel size, bias or not; forward, input
 //!   gradient and weight gradient without candle's slow paths, memory bounded.
 //! - [`BatchNorm2d`]: training and evaluation with running estimates (PyTorch semantics), an
-//!   analytic backward, and an optional fused ReLU.
+//!   analytic backward, and an optional fused ReLU (and max pool, for the ImageNet stem:
+//!   [`BatchNorm2d::forward_relu_pool_t`]).
 //! - [`max_pool2d`]: max pooling with a backward for any window (candle has none for the ResNet
 //!   stem's 3×3 / stride 2 / padding 1).
 //! - [`add_relu`]: `relu(a + b)` fused, the tail of every ResNet block.
@@ -50,6 +51,7 @@
 mod add_relu;
 pub mod alloc;
 pub mod batch_norm;
+mod bn_relu_pool;
 pub mod conv;
 mod fastconv;
 mod gemm;

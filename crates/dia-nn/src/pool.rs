@@ -47,7 +47,7 @@ impl MaxPoolConfig {
     /// compare-and-select over it, which the compiler vectorises. (The earlier scan, window by
     /// window with a branch per element, was 12 % of a 224-px ImageNet-stem training step;
     /// issue #17.)
-    fn argmax(
+    pub(crate) fn argmax(
         &self,
         plane: &[f32],
         dims: (usize, usize, usize, usize),
@@ -114,7 +114,7 @@ impl MaxPoolConfig {
     }
 
     /// The output size and a check that plane indices fit the `u32` of [`Self::argmax`].
-    fn dims(&self, h: usize, w: usize) -> Result<(usize, usize, usize, usize)> {
+    pub(crate) fn dims(&self, h: usize, w: usize) -> Result<(usize, usize, usize, usize)> {
         if h * w > u32::MAX as usize {
             bail!("max pool: a {h}x{w} plane is too large")
         }

@@ -1,0 +1,217 @@
+//! Batch norm, ReLU and max pool in one training op: the ResNet ImageNet stem,
+//! `maxpool(relu(bn1(conv1(x))))` (spec §3, issue #17).
+//!
+//! As two ops (`BatchNormTrain` with its ReLU, then `MaxPool2d`), candle's autograd graph
+//! keeps the full-resolution ReLU output alive until the backward ends — 205 MB at 224 px and
+//! batch 64, the largest tensor of the step — and the backward adds the max pool's dense
+//! gradient to a fresh zero tensor (candle's gradient store) before the batch norm backward
+//! does the same with its own: four full-resolution buffers at once, at the very end of the
+//! backward, when every activation of the network is still held. That was the process peak of
+//! the 224-px training step, 9 % above PyTorch's (docs/benchmarks.md). Fused, the ReLU output
+//! is never stored (each plane is normalised into a scratch row and pooled), and the backward
+//! routes each pooled gradient straight to its window's maximum:
+//!
+//! - forward: the batch statistics, then per (image, channel) plane `relu(x·scale + shift)`
+//!   into a scratch plane and its window maxima (`MaxPoolConfig::argmax`, the first maximum
+//!   of each window, as PyTorch);
+//! - backward: the argmax recomputed from `x` (as `MaxPool2d` does; nothing is saved but the
+//!   statistics), the gradient of an output reaching its maximum only where that output is
+//!   positive (the ReLU), the channel sums `Σ g`, `Σ g·(x − mean)` taken over the pooled
+//!   outputs instead of the full planes, and then batch norm's `dx` plane by plane.
+//!
+//! Forward values are bit-identical to the two ops; gradients equal them up to the order of
+//! the channel sums (`tests/bn_relu_pool.rs`).
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::batch_norm::{channel_stats, Stats};
+use crate::storage::{cpu_slice, nchw, with_f32};
+use crate::{max_pool2d, BatchNorm2d, MaxPoolConfig};
+
+/// `relu(x·scale + shift)` of one plane into `out`: the same expression as batch norm's
+/// forward, so that the fused op's values and argmax are those of the two ops.
+fn relu_affine(x: &[f32], scale: f32, shift: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v * scale + shift).max(0.0);
+    }
+}
+
+/// The fused training op on (x, γ, β); the statistics are shared with the layer (running
+/// estimates) and the backward.
+pub(crate) struct BnReluPool {
+    pub eps: f64,
+    pub cfg: MaxPoolConfig,
+    pub stats: Arc<Mutex<Stats>>,
+}
+
+/// (N, C, H·W) of the input, and the pool's (H, W, Ho, Wo).
+type Dims = ((usize, usize, usize), (usize, usize, usize, usize));
+
+impl BnReluPool {
+    /// The [`Dims`] of input dims `dims`.
+    fn shape(&self, dims: &[usize]) -> Result<Dims> {
+        let (n, c, hw) = nchw(dims, "batch norm + max pool")?;
+        let pool = self.cfg.dims(dims[2], dims[3])?;
+        Ok(((n, c, hw), pool))
+    }
+}
+
+impl CustomOp3 for BnReluPool {
+    fn name(&self) -> &'static str {
+        "dia-batch-norm-relu-max-pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let what = "batch norm + max pool";
+        let ((n, c, hw), dims) = self.shape(l1.dims())?;
+        let (x, gamma, beta) = (
+            cpu_slice(s1, l1, what)?,
+            cpu_slice(s2, l2, what)?,
+            cpu_slice(s3, l3, what)?,
+        );
+        if gamma.len() != c || beta.len() != c {
+            bail!(
+                "{what}: {c} channels but weight/bias of {}/{}",
+                gamma.len(),
+                beta.len()
+            )
+        }
+        let stats = channel_stats(x, n, c, hw, self.eps);
+        let (scale, shift) = stats.affine(gamma, beta);
+        let hwo = dims.2 * dims.3;
+        let mut y = vec![0f32; n * c * hwo];
+        y.par_chunks_mut(hwo).enumerate().for_each_init(
+            || (vec![0f32; hw], vec![0u32; hwo]),
+            |(plane, idx), (p, out)| {
+                relu_affine(&x[p * hw..][..hw], scale[p % c], shift[p % c], plane);
+                self.cfg.argmax(plane, dims, idx, out);
+            },
+        );
+        *self.stats.lock().expect("stats lock") = stats;
+        Ok((CpuStorage::F32(y), Shape::from((n, c, dims.2, dims.3))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let ((n, c, hw), dims) = self.shape(x.dims())?;
+        let hwo = dims.2 * dims.3;
+        let stats = self.stats.lock().expect("stats lock").clone();
+        let (gamma_v, beta_v) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
+        let (scale, shift) = stats.affine(&gamma_v, &beta_v);
+        let dy = dy.contiguous()?;
+        let (dx, dgamma, dbeta) = with_f32(x, |xv| {
+            with_f32(y, |yv| {
+                with_f32(&dy, |g| {
+                    // Per plane: each output's maximum, and (Σ g, Σ g·(x − mean)) over the
+                    // outputs that pass the ReLU (a pooled value > 0).
+                    let mut idx = vec![0u32; n * c * hwo];
+                    let plane_sums: Vec<(f64, f64)> = idx
+                        .par_chunks_mut(hwo)
+                        .enumerate()
+                        .map_init(
+                            || (vec![0f32; hw], vec![0f32; hwo]),
+                            |(plane, best), (p, arg)| {
+                                let (xp, ch) = (&xv[p * hw..][..hw], p % c);
+                                relu_affine(xp, scale[ch], shift[ch], plane);
+                                self.cfg.argmax(plane, dims, arg, best);
+                                let outs = arg.iter().zip(&yv[p * hwo..]).zip(&g[p * hwo..]);
+                                outs.filter(|&((_, &yo), _)| yo > 0.0).fold(
+                                    (0f64, 0f64),
+                                    |(s, sx), ((&i, _), &go)| {
+                                        let xm = xp[i as usize] - stats.mean[ch];
+                                        (s + go as f64, sx + (go * xm) as f64)
+                                    },
+                                )
+                            },
+                        )
+                        .collect();
+                    let mut sums = vec![(0f64, 0f64); c];
+                    for (p, (s, sx)) in plane_sums.iter().enumerate() {
+                        sums[p % c].0 += s;
+                        sums[p % c].1 += sx;
+                    }
+                    let dg_of = |ch: usize| (sums[ch].1 * stats.invstd[ch] as f64) as f32;
+                    let m = stats.count as f32;
+                    // Batch norm's dx, the ReLU'd gradient scattered to the maxima per plane.
+                    let mut dx = vec![0f32; xv.len()];
+                    dx.par_chunks_mut(hw).enumerate().for_each_init(
+                        || vec![0f32; hw],
+                        |gd, (p, out)| {
+                            let ch = p % c;
+                            gd.fill(0.0);
+                            let outs = idx[p * hwo..][..hwo].iter().zip(&yv[p * hwo..]);
+                            for ((&i, &yo), &go) in outs.zip(&g[p * hwo..]) {
+                                if yo > 0.0 {
+                                    gd[i as usize] += go;
+                                }
+                            }
+                            let (db, dg) = (sums[ch].0 as f32, dg_of(ch));
+                            let (mean, invstd) = (stats.mean[ch], stats.invstd[ch]);
+                            let k = gamma_v[ch] * invstd / m;
+                            let planes = gd.iter().zip(&xv[p * hw..][..hw]);
+                            for (o, (&d, &xv)) in out.iter_mut().zip(planes) {
+                                let xhat = (xv - mean) * invstd;
+                                *o = k * (m * d - db - xhat * dg);
+                            }
+                        },
+                    );
+                    let dgamma: Vec<f32> = (0..c).map(dg_of).collect();
+                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+                    (dx, dgamma, dbeta)
+                })
+            })
+        })???;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.dims(), dev)?),
+            Some(Tensor::from_vec(dgamma, c, dev)?),
+            Some(Tensor::from_vec(dbeta, c, dev)?),
+        ))
+    }
+}
+
+impl BatchNorm2d {
+    /// `maxpool(relu(bn(x)))`, the ResNet ImageNet stem after its convolution, in training
+    /// (`train = true`) or evaluation mode. In training on the CPU it is one op that never
+    /// stores the full-resolution ReLU output (module documentation); elsewhere, and in
+    /// evaluation, [`BatchNorm2d::forward_relu_t`] and then [`max_pool2d`].
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use dia_nn::{BatchNorm2d, MaxPoolConfig};
+    /// let bn = BatchNorm2d::new(2, &Device::Cpu)?;
+    /// let x = Tensor::arange(0f32, 64., &Device::Cpu)?.reshape((2, 2, 4, 4))?;
+    /// let y = bn.forward_relu_pool_t(&x, true, MaxPoolConfig::RESNET_STEM)?;
+    /// assert_eq!(y.dims(), [2, 2, 2, 2]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn forward_relu_pool_t(
+        &self,
+        x: &Tensor,
+        train: bool,
+        cfg: MaxPoolConfig,
+    ) -> Result<Tensor> {
+        self.channels_of(x)?;
+        if train && self.fast_training(x) {
+            return self.train_op(x, |eps, stats| BnReluPool { eps, cfg, stats });
+        }
+        max_pool2d(&self.forward_relu_t(x, train)?, cfg)
+    }
+}
