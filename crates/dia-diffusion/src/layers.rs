@@ -6,7 +6,9 @@
 //! converted PyTorch checkpoint loads without renaming.
 
 use candle_core::{Module, Result as CResult, Tensor};
-use dia_nn::{group_norm, weight_standardized_conv2d, Conv2d, Conv2dConfig, Init, Linear, Params};
+use dia_nn::{
+    group_norm_silu, weight_standardized_conv2d, Conv2d, Conv2dConfig, Init, Linear, Params,
+};
 
 use crate::error::Result;
 
@@ -105,18 +107,17 @@ impl Block {
             Some(&self.proj_bias),
             Conv2dConfig::new(1, 1),
         )?;
-        let x = group_norm(
+        // The time MLP's `scale + 1` (spec §2.1), then one op on the CPU when dissolving.
+        let scale1 = scale_shift.map(|(scale, _)| scale + 1.0).transpose()?;
+        let film = scale1.as_ref().zip(scale_shift.map(|(_, shift)| shift));
+        group_norm_silu(
             &x,
             self.groups,
-            Some(&self.norm_weight),
-            Some(&self.norm_bias),
+            &self.norm_weight,
+            &self.norm_bias,
+            film,
             1e-5,
-        )?;
-        let x = match scale_shift {
-            Some((scale, shift)) => x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?,
-            None => x,
-        };
-        x.silu()
+        )
     }
 }
 

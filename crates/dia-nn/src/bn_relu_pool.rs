@@ -1,5 +1,5 @@
 //! Batch norm, ReLU and max pool in one training op: the ResNet ImageNet stem,
-//! `maxpool(relu(bn1(conv1(x))))` (spec §3, issue #17).
+//! `maxpool(relu(bn1(conv1(x))))` (spec §5.4, issue #17).
 //!
 //! As two ops (`BatchNormTrain` with its ReLU, then `MaxPool2d`), candle's autograd graph
 //! keeps the full-resolution ReLU output alive until the backward ends — 205 MB at 224 px and

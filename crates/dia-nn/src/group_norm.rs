@@ -8,7 +8,7 @@
 //! over the activation, its reductions on one thread, and was with candle's element-wise ops
 //! the largest cost of the UNet step after the convolutions (issue #17).
 
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::conv::{conv2d, Conv2dConfig};
@@ -36,11 +36,23 @@ impl GroupNormOp {
 
     /// μ and r of one group's values.
     fn stats(&self, v: &[f32]) -> (f64, f64) {
-        let m = v.len().max(1) as f64;
-        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / m;
-        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / m;
-        (mean, 1.0 / (var + self.eps).sqrt())
+        group_stats(v, self.eps)
     }
+}
+
+/// μ and r = 1/√(var + eps) of one group's values, in f64.
+fn group_stats(v: &[f32], eps: f64) -> (f64, f64) {
+    let m = v.len().max(1) as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / m;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / m;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// The per-channel `(a, b)` of `y = x·a + b` for channel `ch` of a group with μ and r: the one
+/// expression of both group-norm ops, so their values agree to the bit.
+fn channel_affine(mean: f64, r: f64, gamma: f32, beta: f32) -> (f32, f32) {
+    let a = r * gamma as f64;
+    (a as f32, (beta as f64 - mean * a) as f32)
 }
 
 impl CustomOp3 for GroupNormOp {
@@ -74,8 +86,7 @@ impl CustomOp3 for GroupNormOp {
                     let c0 = (ng % self.groups) * cg;
                     for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
                         // y = x·a + b per channel, a = r·γ, b = β − μ·r·γ.
-                        let a = r * gamma[c0 + j] as f64;
-                        let (a, b) = (a as f32, (beta[c0 + j] as f64 - mean * a) as f32);
+                        let (a, b) = channel_affine(mean, r, gamma[c0 + j], beta[c0 + j]);
                         for (o, &v) in o.iter_mut().zip(v) {
                             *o = v * a + b;
                         }
@@ -203,6 +214,128 @@ pub fn group_norm(
         Some(b) => y.broadcast_add(&b.reshape((1, c, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// The tail of the UNet's `Block` for inference: group norm, then `y·scale + shift` per (sample,
+/// channel) when given (`scale` already holds the block's `scale + 1`), then SiLU, in one pass
+/// that writes one tensor instead of four (`group_norm_silu`). No backward: it runs only where
+/// no operand records a gradient (dissolving, sampling).
+struct GroupNormSilu {
+    groups: usize,
+    eps: f64,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    scale_shift: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl CustomOp1 for GroupNormSilu {
+    fn name(&self) -> &'static str {
+        "dia-group-norm-silu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_slice(s, l, "group norm")?;
+        let (n, c, hw) = nchw(l.dims(), "group norm")?;
+        if self.gamma.len() != c || self.beta.len() != c {
+            bail!(
+                "group norm: {c} channels but an affine of {}",
+                self.gamma.len()
+            )
+        }
+        if let Some((sc, sh)) = &self.scale_shift {
+            if sc.len() != n * c || sh.len() != n * c {
+                bail!(
+                    "group norm: scale/shift of {}/{} for {n}x{c}",
+                    sc.len(),
+                    sh.len()
+                )
+            }
+        }
+        let cg = c / self.groups;
+        let mut y = vec![0f32; x.len()];
+        if cg * hw > 0 {
+            y.par_chunks_mut(cg * hw)
+                .zip(x.par_chunks(cg * hw))
+                .enumerate()
+                .for_each(|(ng, (out, v))| {
+                    let (mean, r) = group_stats(v, self.eps);
+                    let c0 = (ng % self.groups) * cg;
+                    for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
+                        let ch = c0 + j;
+                        let (a, b) = channel_affine(mean, r, self.gamma[ch], self.beta[ch]);
+                        // The same f32 operations, in the same order, as the candle ops of
+                        // `group_norm_silu`'s other path: mul, add, then candle's SiLU.
+                        let film = self.scale_shift.as_ref().map(|(sc, sh)| {
+                            let at = (ng / self.groups) * c + ch;
+                            (sc[at], sh[at])
+                        });
+                        for (o, &v) in o.iter_mut().zip(v) {
+                            let t = v * a + b;
+                            let t = match film {
+                                Some((sc, sh)) => t * sc + sh,
+                                None => t,
+                            };
+                            *o = t / (1.0 + (-t).exp());
+                        }
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+}
+
+/// `silu(group_norm(x)·scale + shift)` (or `silu(group_norm(x))` without `scale_shift`): the
+/// end of the UNet's `Block` (spec §2.1), whose `scale` is the time MLP's `scale + 1`, of shape
+/// (N, C, 1, 1) like `shift`. Where nothing records a gradient, on the CPU in f32, it is one
+/// pass over `x`; otherwise [`group_norm`] and candle ops, differentiable. Both give the same
+/// values.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::arange(0f32, 32., &Device::Cpu)?.reshape((1, 8, 2, 2))?;
+/// let g = Tensor::ones(8, DType::F32, &Device::Cpu)?;
+/// let b = Tensor::zeros(8, DType::F32, &Device::Cpu)?;
+/// let y = dia_nn::group_norm_silu(&x, 4, &g, &b, None, 1e-5)?;
+/// let reference = dia_nn::group_norm(&x, 4, Some(&g), Some(&b), 1e-5)?.silu()?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, reference.flatten_all()?.to_vec1::<f32>()?);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn group_norm_silu(
+    x: &Tensor,
+    groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    scale_shift: Option<(&Tensor, &Tensor)>,
+    eps: f64,
+) -> Result<Tensor> {
+    let (_, c, _, _) = x.dims4()?;
+    if groups == 0 || c % groups != 0 {
+        bail!("group norm: {c} channels cannot be split into {groups} groups")
+    }
+    let mut operands = vec![x, weight, bias];
+    if let Some((sc, sh)) = scale_shift {
+        operands.extend([sc, sh]);
+    }
+    if crate::kernels::use_fast(&operands) && !operands.iter().any(|t| t.track_op()) {
+        let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let op = GroupNormSilu {
+            groups,
+            eps,
+            gamma: values(weight)?,
+            beta: values(bias)?,
+            scale_shift: match scale_shift {
+                Some((sc, sh)) => Some((values(sc)?, values(sh)?)),
+                None => None,
+            },
+        };
+        return x.contiguous()?.apply_op1_no_bwd(&op);
+    }
+    let y = group_norm(x, groups, Some(weight), Some(bias), eps)?;
+    let y = match scale_shift {
+        Some((sc, sh)) => y.broadcast_mul(sc)?.broadcast_add(sh)?,
+        None => y,
+    };
+    y.silu()
 }
 
 /// The library's `WeightStandardizedConv2d`: per output channel

@@ -111,3 +111,45 @@ fn tune_allocator_applies_on_glibc() {
         cfg!(all(target_os = "linux", target_env = "gnu"))
     );
 }
+
+/// `group_norm_silu` in one pass (nothing records a gradient) against the candle ops it
+/// replaces — group norm, `·scale + shift` per (sample, channel), SiLU — to the bit; and with
+/// an input that records one, the same values through the differentiable path.
+#[test]
+fn group_norm_silu_is_group_norm_scale_shift_silu() {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    for (n, c, h, w, groups) in [(2, 16, 3, 5, 8), (3, 8, 4, 4, 1), (1, 6, 1, 7, 6)] {
+        let x = (uniform((n, c, h, w), 2.0, &mut rng, &dev).unwrap() + 0.5).unwrap();
+        let g = uniform(c, 1.0, &mut rng, &dev).unwrap();
+        let b = uniform(c, 1.0, &mut rng, &dev).unwrap();
+        // (N, C, 1, 1), and not contiguous: narrowed out of one (N, 2C) tensor, as the UNet's.
+        let ss = uniform((n, 2 * c), 1.0, &mut rng, &dev).unwrap();
+        let scale = ss.narrow(1, 0, c).unwrap().reshape((n, c, 1, 1)).unwrap();
+        let shift = ss.narrow(1, c, c).unwrap().reshape((n, c, 1, 1)).unwrap();
+        for film in [None, Some((&scale, &shift))] {
+            let fused = dia_nn::group_norm_silu(&x, groups, &g, &b, film, 1e-5).unwrap();
+            let y = group_norm(&x, groups, Some(&g), Some(&b), 1e-5).unwrap();
+            let y = match film {
+                Some((sc, sh)) => y.broadcast_mul(sc).unwrap().broadcast_add(sh).unwrap(),
+                None => y,
+            };
+            let want = y.silu().unwrap();
+            let vals = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let at = format!("{n}x{c}x{h}x{w} / {groups}, scale-shift {}", film.is_some());
+            assert_eq!(vals(&fused), vals(&want), "{at}");
+            // An input that records a gradient takes the differentiable path.
+            let xv = Var::from_tensor(&x).unwrap();
+            let tracked =
+                dia_nn::group_norm_silu(xv.as_tensor(), groups, &g, &b, film, 1e-5).unwrap();
+            assert_eq!(vals(&tracked), vals(&want), "{at}, tracked");
+            let grads = tracked.sum_all().unwrap().backward().unwrap();
+            assert!(grads.get(xv.as_tensor()).is_some(), "{at}: no gradient");
+        }
+    }
+    let x = Tensor::zeros((1, 6, 2, 2), candle_core::DType::F32, &dev).unwrap();
+    let g = Tensor::ones(6, candle_core::DType::F32, &dev).unwrap();
+    assert!(dia_nn::group_norm_silu(&x, 4, &g, &g, None, 1e-5).is_err());
+    let bad = Tensor::ones((1, 5, 1, 1), candle_core::DType::F32, &dev).unwrap();
+    assert!(dia_nn::group_norm_silu(&x, 3, &g, &g, Some((&bad, &bad)), 1e-5).is_err());
+}
