@@ -29,6 +29,8 @@ use crate::im2col::ConvGeom;
 use crate::microkernel::{self, ATile, BTile, Steps, BT_MR, BT_NR, MR, MV, NR};
 use crate::out::Out;
 
+mod small_maps;
+
 /// Pixels per contraction block of the weight gradient.
 const PIXEL_BLOCK: usize = 256;
 
@@ -131,13 +133,14 @@ fn pack_panels(w: &[f32], k: usize, n: usize, width: usize) -> Vec<f32> {
 ///
 /// Stride 1 with rows of 16 or more: "direct" tiles, 48 output pixels (three row runs of up to
 /// 16) × 8 channels, A read from the padded input. Otherwise 6 output pixels × 64 channels,
-/// the weights packed as A and the pixels' windows broadcast from the padded input: no im2col
-/// is formed in either case.
+/// the weights packed as A and the pixels' windows broadcast from the padded input (on maps
+/// of at most 4 × 4, without the taps in the padding: `small_maps`): no im2col is formed in
+/// any case.
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     let (k, hw_o) = (g.k(), g.hw_out());
     let xp = pad(x, g);
-    let taps = taps(g, &xp);
-    let taps = Steps::new(&taps);
+    let tap_offsets = taps(g, &xp);
+    let taps = Steps::new(&tap_offsets);
     // Not zeroed first: the tiles write every element (all pixels × all channel panels), and
     // `set_len` below comes after the last write.
     let len = g.n * g.cout * hw_o;
@@ -171,6 +174,8 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
                 }
             },
         );
+    } else if small_maps::applies(g) {
+        small_maps::forward(w, g, &xp, &tap_offsets, &out);
     } else {
         let a = pack_panels(w, k, g.cout, BT_MR);
         // Groups of GROUP pixels: their tiles land in `acc` (`[pixel][64 channels]`), and each

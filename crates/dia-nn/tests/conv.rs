@@ -267,6 +267,33 @@ fn resnet_like_shapes_match() {
     }
 }
 
+/// Maps of at most 4 × 4 output pixels with padding skip the taps in the padding
+/// (`fastconv::small_maps`): the last stage at 64 px (2 × 2, 3 × 3), its strided entry, odd
+/// maps, a 1 × 1 kernel whose border outputs see only padding, and a 5 × 5 kernel.
+#[test]
+fn small_padded_maps_match() {
+    let case = |n, cin, cout, (h, w), k, stride, pad| Case {
+        n,
+        cin,
+        cout,
+        h,
+        w,
+        k,
+        stride,
+        pad,
+    };
+    let cases = [
+        case(3, 16, 70, (2, 2), 3, 1, 1),
+        case(2, 8, 16, (4, 4), 3, 2, 1),
+        case(2, 5, 8, (3, 4), 3, 1, 1),
+        case(2, 4, 6, (2, 2), 1, 1, 1),
+        case(1, 3, 65, (3, 3), 5, 1, 2),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        check(c, dia_nn::DEFAULT_COL_BUDGET, i % 2 == 1, 2000 + i as u64);
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors_not_panics() {
     let dev = Device::Cpu;
