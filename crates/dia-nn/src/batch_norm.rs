@@ -17,47 +17,9 @@ use rayon::prelude::*;
 
 use crate::storage::{cpu_slice, nchw, with_f32};
 
-/// Per-channel batch statistics of the last training forward.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Stats {
-    pub mean: Vec<f32>,
-    /// Biased variance (the one used to normalise).
-    pub var: Vec<f32>,
-    pub invstd: Vec<f32>,
-    /// Elements per channel (N·H·W).
-    pub count: usize,
-}
-
-impl Stats {
-    /// The per-channel `(scale, shift)` of `y = x·scale + shift`: γ·invstd and β − mean·scale.
-    pub(crate) fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let scale: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, s)| g * s).collect();
-        let shift = (0..scale.len())
-            .map(|ch| beta[ch] - self.mean[ch] * scale[ch])
-            .collect();
-        (scale, shift)
-    }
-}
-
-/// Channel statistics of NCHW data: mean and biased variance.
-pub(crate) fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize, eps: f64) -> Stats {
-    let sums = channel_sums(n, c, hw, |p| [&x[p * hw..]], |_, [v]| (v, v * v));
-    let m = (n * hw) as f64;
-    let per: Vec<(f32, f32, f32)> = sums
-        .iter()
-        .map(|&(s, s2)| {
-            let mean = s / m;
-            let var = (s2 / m - mean * mean).max(0.0);
-            (mean as f32, var as f32, (1.0 / (var + eps).sqrt()) as f32)
-        })
-        .collect();
-    Stats {
-        mean: per.iter().map(|p| p.0).collect(),
-        var: per.iter().map(|p| p.1).collect(),
-        invstd: per.iter().map(|p| p.2).collect(),
-        count: n * hw,
-    }
-}
+mod stats;
+use stats::channel_sums;
+pub(crate) use stats::{channel_stats, BnBackward, Stats};
 
 /// The training forward on (x, gamma, beta); the statistics are shared with the layer (running
 /// estimates) and the backward.
@@ -87,51 +49,6 @@ fn affine_channels(
         });
     }
     y
-}
-
-/// Per channel, the sums over (N, H, W) of the two values `f(channel, [a, b, …])` returns for
-/// the elements at one position of the `K` planes `planes(p)` gives for plane `p` (image
-/// `p / c`, channel `p % c`): the reductions of the forward statistics and of both backward
-/// passes.
-///
-/// Each plane is summed in 16 independent f32 lanes over fixed-size chunks, so the compiler
-/// sees no bounds checks and vectorises (one f64 chain was latency-bound at a few cycles per
-/// element); the planes are added in f64.
-fn channel_sums<'a, const K: usize>(
-    n: usize,
-    c: usize,
-    hw: usize,
-    planes: impl Fn(usize) -> [&'a [f32]; K] + Sync,
-    f: impl Fn(usize, [f32; K]) -> (f32, f32) + Sync,
-) -> Vec<(f64, f64)> {
-    (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut a, mut b) = (0f64, 0f64);
-            for img in 0..n {
-                let pl = planes(img * c + ch).map(|p| &p[..hw]);
-                let (mut la, mut lb) = ([0f32; 16], [0f32; 16]);
-                let full = hw / 16 * 16;
-                for base in (0..full).step_by(16) {
-                    let chunk: [&[f32; 16]; K] =
-                        pl.map(|p| p[base..base + 16].try_into().expect("16 floats"));
-                    for l in 0..16 {
-                        let (u, v) = f(ch, chunk.map(|p| p[l]));
-                        la[l] += u;
-                        lb[l] += v;
-                    }
-                }
-                for i in full..hw {
-                    let (u, v) = f(ch, pl.map(|p| p[i]));
-                    a += u as f64;
-                    b += v as f64;
-                }
-                a += la.iter().map(|&v| v as f64).sum::<f64>();
-                b += lb.iter().map(|&v| v as f64).sum::<f64>();
-            }
-            (a, b)
-        })
-        .collect()
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -184,7 +101,7 @@ impl CustomOp3 for BatchNormTrain {
         let relu = self.relu;
         // dy through the ReLU: zero where the output was clipped.
         let eff = |dyv: f32, yv: f32| if relu && yv <= 0.0 { 0.0 } else { dyv };
-        let (dx, dgamma, dbeta) = with_f32(x, |xv| {
+        let (dx, bwd) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |dyv| {
                     // (Σ dy, Σ dy·(x − mean)) per channel; Σ dy·x̂ is the second times invstd.
@@ -198,32 +115,21 @@ impl CustomOp3 for BatchNormTrain {
                             (g, g * (xv - stats.mean[ch]))
                         },
                     );
-                    let dg_of = |ch: usize| (sums[ch].1 * stats.invstd[ch] as f64) as f32;
-                    let m = stats.count as f32;
+                    let bwd = BnBackward {
+                        stats: &stats,
+                        gamma: &gamma_v,
+                        sums,
+                    };
                     let mut dx = vec![0f32; xv.len()];
                     dx.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
-                        let ch = p % c;
-                        let (db, dg) = (sums[ch].0 as f32, dg_of(ch));
-                        let (mean, invstd) = (stats.mean[ch], stats.invstd[ch]);
-                        let k = gamma_v[ch] * invstd / m;
-                        let planes = dyv[p * hw..][..hw].iter().zip(&yv[p * hw..][..hw]);
-                        for ((o, (&d, &yv)), &xv) in out.iter_mut().zip(planes).zip(&xv[p * hw..]) {
-                            let xhat = (xv - mean) * invstd;
-                            *o = k * (m * eff(d, yv) - db - xhat * dg);
-                        }
+                        let g = dyv[p * hw..][..hw].iter().zip(&yv[p * hw..]);
+                        bwd.plane(p % c, &xv[p * hw..][..hw], g.map(|(&d, &y)| eff(d, y)), out);
                     });
-                    let dgamma: Vec<f32> = (0..c).map(dg_of).collect();
-                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-                    (dx, dgamma, dbeta)
+                    (dx, bwd)
                 })
             })
         })???;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, (n, c, h, w), dev)?),
-            Some(Tensor::from_vec(dgamma, c, dev)?),
-            Some(Tensor::from_vec(dbeta, c, dev)?),
-        ))
+        bwd.finish(dx, &[n, c, h, w], x.device())
     }
 }
 

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::batch_norm::{channel_stats, Stats};
+use crate::batch_norm::{channel_stats, BnBackward, Stats};
 use crate::storage::{cpu_slice, nchw, with_f32};
 use crate::{max_pool2d, BatchNorm2d, MaxPoolConfig};
 
@@ -116,7 +116,7 @@ impl CustomOp3 for BnReluPool {
         let (gamma_v, beta_v) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
         let (scale, shift) = stats.affine(&gamma_v, &beta_v);
         let dy = dy.contiguous()?;
-        let (dx, dgamma, dbeta) = with_f32(x, |xv| {
+        let (dx, bwd) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |g| {
                     // Per plane: each output's maximum, and (Σ g, Σ g·(x − mean)) over the
@@ -147,14 +147,16 @@ impl CustomOp3 for BnReluPool {
                         sums[p % c].0 += s;
                         sums[p % c].1 += sx;
                     }
-                    let dg_of = |ch: usize| (sums[ch].1 * stats.invstd[ch] as f64) as f32;
-                    let m = stats.count as f32;
+                    let bwd = BnBackward {
+                        stats: &stats,
+                        gamma: &gamma_v,
+                        sums,
+                    };
                     // Batch norm's dx, the ReLU'd gradient scattered to the maxima per plane.
                     let mut dx = vec![0f32; xv.len()];
                     dx.par_chunks_mut(hw).enumerate().for_each_init(
                         || vec![0f32; hw],
                         |gd, (p, out)| {
-                            let ch = p % c;
                             gd.fill(0.0);
                             let outs = idx[p * hwo..][..hwo].iter().zip(&yv[p * hwo..]);
                             for ((&i, &yo), &go) in outs.zip(&g[p * hwo..]) {
@@ -162,28 +164,14 @@ impl CustomOp3 for BnReluPool {
                                     gd[i as usize] += go;
                                 }
                             }
-                            let (db, dg) = (sums[ch].0 as f32, dg_of(ch));
-                            let (mean, invstd) = (stats.mean[ch], stats.invstd[ch]);
-                            let k = gamma_v[ch] * invstd / m;
-                            let planes = gd.iter().zip(&xv[p * hw..][..hw]);
-                            for (o, (&d, &xv)) in out.iter_mut().zip(planes) {
-                                let xhat = (xv - mean) * invstd;
-                                *o = k * (m * d - db - xhat * dg);
-                            }
+                            bwd.plane(p % c, &xv[p * hw..][..hw], gd.iter().copied(), out);
                         },
                     );
-                    let dgamma: Vec<f32> = (0..c).map(dg_of).collect();
-                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-                    (dx, dgamma, dbeta)
+                    (dx, bwd)
                 })
             })
         })???;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.dims(), dev)?),
-            Some(Tensor::from_vec(dgamma, c, dev)?),
-            Some(Tensor::from_vec(dbeta, c, dev)?),
-        ))
+        bwd.finish(dx, x.dims(), x.device())
     }
 }
 
