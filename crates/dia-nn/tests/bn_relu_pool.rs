@@ -1,6 +1,6 @@
 //! The fused stem op, `BatchNorm2d::forward_relu_pool_t`, against the two ops it replaces
 //! (`forward_relu_t`, then `max_pool2d`) on the fast path, and against the portable path:
-//! outputs, running estimates and every gradient.
+//! outputs, running estimates and every gradient; and against the portable ops in f64.
 
 mod common;
 use common::{hold_isa_from_env, rel_diff};
@@ -21,15 +21,18 @@ fn pass(x0: &Tensor, r: &Tensor, cfg: MaxPoolConfig, fused: bool) -> Pass {
     let c = x0.dim(1).unwrap();
     let dev = x0.device();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // In x0's dtype: f64 runs the portable ops in f64, the reference of the f32 kernels.
+    let dt = x0.dtype();
+    let param = |t: Tensor| Var::from_tensor(&t.to_dtype(dt).unwrap()).unwrap();
     let x = Var::from_tensor(x0).unwrap();
-    let g = Var::from_tensor(&(uniform(c, 0.5, &mut rng, dev).unwrap() + 1.0).unwrap()).unwrap();
+    let g = param((uniform(c, 0.5, &mut rng, dev).unwrap() + 1.0).unwrap());
     // Shifts around −0.5: a good share of the ReLU's inputs are negative.
-    let b = Var::from_tensor(&(uniform(c, 0.5, &mut rng, dev).unwrap() - 0.5).unwrap()).unwrap();
+    let b = param((uniform(c, 0.5, &mut rng, dev).unwrap() - 0.5).unwrap());
     let bn = BatchNorm2d::from_tensors(
         g.as_tensor().clone(),
         b.as_tensor().clone(),
-        Tensor::zeros(c, DType::F32, dev).unwrap(),
-        Tensor::ones(c, DType::F32, dev).unwrap(),
+        Tensor::zeros(c, dt, dev).unwrap(),
+        Tensor::ones(c, dt, dev).unwrap(),
         0,
     )
     .unwrap();
@@ -79,6 +82,8 @@ fn fused_stem_matches_batch_norm_relu_then_max_pool() {
         let fused = with_kernel_policy(KernelPolicy::Fast, || pass(&x0, &r, cfg, true));
         let apart = with_kernel_policy(KernelPolicy::Fast, || pass(&x0, &r, cfg, false));
         let portable = with_kernel_policy(KernelPolicy::Portable, || pass(&x0, &r, cfg, true));
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let exact = pass(&f64s(&x0), &f64s(&r), cfg, true);
         let at = format!("{shape:?} {cfg:?}");
         // The forward is the same arithmetic as the two ops: equal to the bit.
         let vals = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -100,6 +105,8 @@ fn fused_stem_matches_batch_norm_relu_then_max_pool() {
             assert!(e < 1e-5, "d{name} {at}: {e}");
             let e = rel_diff(&fused.grads[k], &portable.grads[k]);
             assert!(e < 1e-4, "d{name} vs portable {at}: {e}");
+            let e = rel_diff(&fused.grads[k], &exact.grads[k]);
+            assert!(e < 1e-4, "d{name} vs f64 {at}: {e}");
         }
     }
 }

@@ -12,3 +12,5 @@ date
 date
 ($PY scripts/bench_torch.py --json --runs 7 --warmup 3; target/release/dia bench --json --runs 7 --warmup 3) > $D/run2.jsonl
 date
+# before.jsonl: the same run 1 command at commit 2837147, before the day's changes.
+# tiles-only-run1.jsonl: run 1 at commit b800311 (the AVX2 tile blocks only).
