@@ -19,7 +19,7 @@ use crate::storage::{cpu_slice, nchw, with_f32};
 
 mod stats;
 use stats::channel_sums;
-pub(crate) use stats::{channel_stats, BnBackward, Stats};
+pub(crate) use stats::{channel_stats, operands, BnBackward, Stats};
 
 /// The training forward on (x, gamma, beta); the statistics are shared with the layer (running
 /// estimates) and the backward.
@@ -66,18 +66,7 @@ impl CustomOp3 for BatchNormTrain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = nchw(l1.dims(), "batch norm")?;
-        let (x, gamma, beta) = (
-            cpu_slice(s1, l1, "batch norm")?,
-            cpu_slice(s2, l2, "batch norm")?,
-            cpu_slice(s3, l3, "batch norm")?,
-        );
-        if gamma.len() != c || beta.len() != c {
-            bail!(
-                "batch norm: {c} channels but weight/bias of {}/{}",
-                gamma.len(),
-                beta.len()
-            )
-        }
+        let [x, gamma, beta] = operands([(s1, l1), (s2, l2), (s3, l3)], c, "batch norm")?;
         let stats = channel_stats(x, n, c, hw, self.eps);
         let (scale, shift) = stats.affine(gamma, beta);
         let y = affine_channels(x, c, hw, &scale, &shift, self.relu);

@@ -24,11 +24,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::batch_norm::{channel_stats, BnBackward, Stats};
-use crate::storage::{cpu_slice, nchw, with_f32};
+use crate::batch_norm::{channel_stats, operands, BnBackward, Stats};
+use crate::storage::{nchw, with_f32};
 use crate::{max_pool2d, BatchNorm2d, MaxPoolConfig};
 
 /// `relu(x·scale + shift)` of one plane into `out`: the same expression as batch norm's
@@ -75,18 +75,7 @@ impl CustomOp3 for BnReluPool {
     ) -> Result<(CpuStorage, Shape)> {
         let what = "batch norm + max pool";
         let ((n, c, hw), dims) = self.shape(l1.dims())?;
-        let (x, gamma, beta) = (
-            cpu_slice(s1, l1, what)?,
-            cpu_slice(s2, l2, what)?,
-            cpu_slice(s3, l3, what)?,
-        );
-        if gamma.len() != c || beta.len() != c {
-            bail!(
-                "{what}: {c} channels but weight/bias of {}/{}",
-                gamma.len(),
-                beta.len()
-            )
-        }
+        let [x, gamma, beta] = operands([(s1, l1), (s2, l2), (s3, l3)], c, what)?;
         let stats = channel_stats(x, n, c, hw, self.eps);
         let (scale, shift) = stats.affine(gamma, beta);
         let hwo = dims.2 * dims.3;

@@ -55,6 +55,39 @@ fn channel_affine(mean: f64, r: f64, gamma: f32, beta: f32) -> (f32, f32) {
     (a as f32, (beta as f64 - mean * a) as f32)
 }
 
+/// Group norm's forward pass over `x` (N, C, H·W) in `groups` groups: per (sample, group) μ
+/// and r, then `plane(sample, channel, a, b, x, y)` writes each channel plane `y` from its
+/// `x` and the affine `x·a + b` of [`channel_affine`]. Both group-norm ops run on it.
+// The layout and the affine are plain numbers and slices: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+fn normalise(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    groups: usize,
+    eps: f64,
+    gamma: &[f32],
+    beta: &[f32],
+    plane: impl Fn(usize, usize, f32, f32, &[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let cg = c / groups;
+    let mut y = vec![0f32; x.len()];
+    if cg * hw > 0 {
+        y.par_chunks_mut(cg * hw)
+            .zip(x.par_chunks(cg * hw))
+            .enumerate()
+            .for_each(|(ng, (out, v))| {
+                let (mean, r) = group_stats(v, eps);
+                let c0 = (ng % groups) * cg;
+                for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
+                    let (a, b) = channel_affine(mean, r, gamma[c0 + j], beta[c0 + j]);
+                    plane(ng / groups, c0 + j, a, b, v, o);
+                }
+            });
+    }
+    y
+}
+
 impl CustomOp3 for GroupNormOp {
     fn name(&self) -> &'static str {
         "dia-group-norm"
@@ -75,24 +108,21 @@ impl CustomOp3 for GroupNormOp {
             cpu_slice(s3, l3, "group norm")?,
         );
         let (_, c, hw) = self.dims(l1.dims(), [gamma.len(), beta.len()])?;
-        let cg = c / self.groups;
-        let mut y = vec![0f32; x.len()];
-        if cg * hw > 0 {
-            y.par_chunks_mut(cg * hw)
-                .zip(x.par_chunks(cg * hw))
-                .enumerate()
-                .for_each(|(ng, (out, v))| {
-                    let (mean, r) = self.stats(v);
-                    let c0 = (ng % self.groups) * cg;
-                    for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
-                        // y = x·a + b per channel, a = r·γ, b = β − μ·r·γ.
-                        let (a, b) = channel_affine(mean, r, gamma[c0 + j], beta[c0 + j]);
-                        for (o, &v) in o.iter_mut().zip(v) {
-                            *o = v * a + b;
-                        }
-                    }
-                });
-        }
+        // y = x·a + b per channel, a = r·γ, b = β − μ·r·γ.
+        let y = normalise(
+            x,
+            c,
+            hw,
+            self.groups,
+            self.eps,
+            gamma,
+            beta,
+            |_, _, a, b, v, o| {
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o = v * a + b;
+                }
+            },
+        );
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -251,35 +281,32 @@ impl CustomOp1 for GroupNormSilu {
                 )
             }
         }
-        let cg = c / self.groups;
-        let mut y = vec![0f32; x.len()];
-        if cg * hw > 0 {
-            y.par_chunks_mut(cg * hw)
-                .zip(x.par_chunks(cg * hw))
-                .enumerate()
-                .for_each(|(ng, (out, v))| {
-                    let (mean, r) = group_stats(v, self.eps);
-                    let c0 = (ng % self.groups) * cg;
-                    for (j, (o, v)) in out.chunks_mut(hw).zip(v.chunks(hw)).enumerate() {
-                        let ch = c0 + j;
-                        let (a, b) = channel_affine(mean, r, self.gamma[ch], self.beta[ch]);
-                        // The same f32 operations, in the same order, as the candle ops of
-                        // `group_norm_silu`'s other path: mul, add, then candle's SiLU.
-                        let film = self.scale_shift.as_ref().map(|(sc, sh)| {
-                            let at = (ng / self.groups) * c + ch;
-                            (sc[at], sh[at])
-                        });
-                        for (o, &v) in o.iter_mut().zip(v) {
-                            let t = v * a + b;
-                            let t = match film {
-                                Some((sc, sh)) => t * sc + sh,
-                                None => t,
-                            };
-                            *o = t / (1.0 + (-t).exp());
-                        }
-                    }
-                });
-        }
+        let (gamma, beta) = (&self.gamma, &self.beta);
+        let y = normalise(
+            x,
+            c,
+            hw,
+            self.groups,
+            self.eps,
+            gamma,
+            beta,
+            |s, ch, a, b, v, o| {
+                // The same f32 operations, in the same order, as the candle ops of
+                // `group_norm_silu`'s other path: mul, add, then candle's SiLU.
+                let film = self
+                    .scale_shift
+                    .as_ref()
+                    .map(|(sc, sh)| (sc[s * c + ch], sh[s * c + ch]));
+                for (o, &v) in o.iter_mut().zip(v) {
+                    let t = v * a + b;
+                    let t = match film {
+                        Some((sc, sh)) => t * sc + sh,
+                        None => t,
+                    };
+                    *o = t / (1.0 + (-t).exp());
+                }
+            },
+        );
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 }

@@ -1,7 +1,9 @@
 //! The batch statistics and the backward formula that both training ops of batch norm share:
 //! `BatchNormTrain` and the ImageNet stem's fused op (`bn_relu_pool`).
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{bail, CpuStorage, Device, Layout, Result, Tensor};
+
+use crate::storage::cpu_slice;
 use rayon::prelude::*;
 
 /// Per-channel batch statistics of the last training forward.
@@ -140,4 +142,26 @@ pub(crate) fn channel_sums<'a, const K: usize>(
             (a, b)
         })
         .collect()
+}
+
+/// The (x, γ, β) operands of a training op as slices, γ and β checked against the `c`
+/// channels of `x`; `what` names the op in errors.
+pub(crate) fn operands<'a>(
+    s: [(&'a CpuStorage, &Layout); 3],
+    c: usize,
+    what: &str,
+) -> Result<[&'a [f32]; 3]> {
+    let [x, gamma, beta] = [
+        cpu_slice(s[0].0, s[0].1, what)?,
+        cpu_slice(s[1].0, s[1].1, what)?,
+        cpu_slice(s[2].0, s[2].1, what)?,
+    ];
+    if gamma.len() != c || beta.len() != c {
+        bail!(
+            "{what}: {c} channels but weight/bias of {}/{}",
+            gamma.len(),
+            beta.len()
+        )
+    }
+    Ok([x, gamma, beta])
 }
