@@ -41,14 +41,20 @@ fn affine_channels(
     let mut y = vec![0f32; x.len()];
     if hw > 0 {
         y.par_chunks_mut(hw).enumerate().for_each(|(p, out)| {
-            let ch = p % c;
-            for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
-                let t = v * scale[ch] + shift[ch];
-                *o = if relu { t.max(0.0) } else { t };
-            }
+            affine_plane(&x[p * hw..][..hw], scale[p % c], shift[p % c], relu, out);
         });
     }
     y
+}
+
+/// `y = x·scale + shift` over one plane, then ReLU when asked: the one expression of batch
+/// norm's forward, which the stem's fused op (`bn_relu_pool`) also evaluates, so that the two
+/// give the same bits.
+pub(crate) fn affine_plane(x: &[f32], scale: f32, shift: f32, relu: bool, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let t = v * scale + shift;
+        *o = if relu { t.max(0.0) } else { t };
+    }
 }
 
 impl CustomOp3 for BatchNormTrain {

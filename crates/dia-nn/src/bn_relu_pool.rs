@@ -8,8 +8,8 @@
 //! does the same with its own: four full-resolution buffers at once, at the very end of the
 //! backward, when every activation of the network is still held. That was the process peak of
 //! the 224-px training step, 9 % above PyTorch's (2731 against 2501 MiB; 2302 MiB fused,
-//! docs/benchmarks.md). Fused, the ReLU output
-//! is never stored (each plane is normalised into a scratch plane and pooled), and the backward
+//! docs/benchmarks.md). Fused, the ReLU output is never stored (each plane is normalised into
+//! a scratch plane and pooled), and the backward
 //! routes each pooled gradient straight to its window's maximum:
 //!
 //! - forward: the batch statistics, then per (image, channel) plane `relu(x·scale + shift)`
@@ -28,17 +28,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::batch_norm::{channel_stats, operands, BnBackward, Stats};
+use crate::batch_norm::{affine_plane, channel_stats, operands, BnBackward, Stats};
 use crate::storage::{nchw, with_f32};
 use crate::{max_pool2d, BatchNorm2d, MaxPoolConfig};
-
-/// `relu(x·scale + shift)` of one plane into `out`: the same expression as batch norm's
-/// forward, so that the fused op's values and argmax are those of the two ops.
-fn relu_affine(x: &[f32], scale: f32, shift: f32, out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v * scale + shift).max(0.0);
-    }
-}
 
 /// The fused training op on (x, γ, β); the statistics are shared with the layer (running
 /// estimates) and the backward.
@@ -84,7 +76,7 @@ impl CustomOp3 for BnReluPool {
         y.par_chunks_mut(hwo).enumerate().for_each_init(
             || (vec![0f32; hw], vec![0u32; hwo]),
             |(plane, idx), (p, out)| {
-                relu_affine(&x[p * hw..][..hw], scale[p % c], shift[p % c], plane);
+                affine_plane(&x[p * hw..][..hw], scale[p % c], shift[p % c], true, plane);
                 self.cfg.argmax(plane, dims, idx, out);
             },
         );
@@ -119,7 +111,7 @@ impl CustomOp3 for BnReluPool {
                             || (vec![0f32; hw], vec![0f32; hwo]),
                             |(plane, best), (p, arg)| {
                                 let (xp, ch) = (&xv[p * hw..][..hw], p % c);
-                                relu_affine(xp, scale[ch], shift[ch], plane);
+                                affine_plane(xp, scale[ch], shift[ch], true, plane);
                                 self.cfg.argmax(plane, dims, arg, best);
                                 let outs = arg.iter().zip(&yv[p * hwo..]).zip(&g[p * hwo..]);
                                 outs.filter(|&((_, &yo), _)| yo > 0.0).fold(

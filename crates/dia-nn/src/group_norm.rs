@@ -33,11 +33,6 @@ impl GroupNormOp {
         }
         Ok((n, c, hw))
     }
-
-    /// μ and r of one group's values.
-    fn stats(&self, v: &[f32]) -> (f64, f64) {
-        group_stats(v, self.eps)
-    }
 }
 
 /// μ and r = 1/√(var + eps) of one group's values, in f64.
@@ -150,7 +145,7 @@ impl CustomOp3 for GroupNormOp {
                         .for_each(|(ng, (out, sums))| {
                             let span = ng * cg * hw..(ng + 1) * cg * hw;
                             let (v, d) = (&xv[span.clone()], &g[span]);
-                            let (mean, r) = self.stats(v);
+                            let (mean, r) = group_stats(v, self.eps);
                             let c0 = (ng % self.groups) * cg;
                             // Σ dx̂ and Σ dx̂·x̂ over the group.
                             let (mut a, mut b) = (0f64, 0f64);

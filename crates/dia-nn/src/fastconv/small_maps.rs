@@ -4,15 +4,17 @@
 //! On the 2 × 2 maps of ResNet-18's last stage at 64 px (512 channels, 3 × 3, padding 1), each
 //! output pixel's window holds 4 of the 9 taps inside the image; the other 5 read the zero
 //! padding, so [`super::forward`]'s tiles spent 5/9 of their products on zeros — and those three
-//! layers were a third of the 64-px step's convolution time. On the Zen 3 VM (`layer_timings`,
-//! `DIA_LAYERS=imagenet`, three runs alternating the binaries without and with this path) one
-//! such layer's forward took 13.1–16.5 ms without and 8.8–12.4 ms with it, its input gradient
-//! 15.7–21.0 and 10.4–15.4 ms; packing each class's weights keeps it from the full 5/9. Here the output positions are
+//! layers were a third of the 64-px step's convolution time. Here the output positions are
 //! grouped by the rows and columns of the kernel that land inside the image (one class per
 //! position on a 2 × 2 map; corners, edges and the interior on a 4 × 4 one), and each class
 //! runs the same [`microkernel::tile_bt`] over its own taps, with the weights of just those
 //! taps packed. The input gradient of a stride-1 layer is this forward of `dY`, so it gains
 //! alike. The sums are the same products in the same order, less the zero terms.
+//!
+//! On the Zen 3 VM (`layer_timings`, `DIA_LAYERS=imagenet`, three runs alternating the binaries
+//! without and with this path) one such layer's forward took 13.1–16.5 ms without and
+//! 8.8–12.4 ms with it, its input gradient 15.7–21.0 and 10.4–15.4 ms; packing each class's
+//! weights keeps it from the full 5/9.
 
 use std::ops::Range;
 
@@ -32,8 +34,8 @@ pub(super) fn applies(g: &ConvGeom) -> bool {
     if g.pad == 0 || g.ho > 4 || g.wo > 4 {
         return false;
     }
-    let kept: usize = (0..g.hw_out())
-        .map(|p| inside(p / g.wo, g, g.kh, g.h).len() * inside(p % g.wo, g, g.kw, g.w).len())
+    let kept: usize = (classes(g).iter())
+        .map(|c| c.positions.len() * c.rows.len() * c.cols.len())
         .sum();
     2 * kept <= g.hw_out() * g.kh * g.kw
 }
