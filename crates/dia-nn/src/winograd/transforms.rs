@@ -42,8 +42,15 @@ pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32]
     assert!(src.iter().flatten().all(|r| r.len() >= w));
     assert!(stride >= LANES && (w == 0 || dst.len() >= (w - 1) * stride + LANES));
     if !crate::microkernel::avx512() {
-        // AVX2 (the tiles' packing in fastconv, the Winograd layouts): one pixel's 16 lanes
-        // at a time, contiguous.
+        if crate::microkernel::available() {
+            // SAFETY: AVX2 + FMA is present; the rows and `dst` extents are checked above.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                avx2::block_row(src, w, dst.as_mut_ptr(), stride)
+            };
+            return;
+        }
+        // No vector ISA: one pixel's 16 lanes at a time.
         for x in 0..w {
             let out = &mut dst[x * stride..][..LANES];
             for (o, row) in out.iter_mut().zip(src) {

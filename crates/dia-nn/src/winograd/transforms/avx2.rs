@@ -80,19 +80,99 @@ unsafe fn storeu(p: *mut f32, v: V) {
     _mm256_storeu_ps(p.add(8), v.1);
 }
 
-/// The 16 × 16 transpose of the AVX-512 code, through memory.
+/// The 8 × 8 transpose in registers: `out[j]` holds lane `j` of `r[0..8]` (unpack, shuffle,
+/// then swap 128-bit halves; 24 shuffles).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // t: pairs of rows interleaved; s: quads of rows, each 128-bit half one column.
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    let s: [__m256; 8] = std::array::from_fn(|i| {
+        // s[4h + 2p + q]: rows 4h..4h+4, columns 2p + q and 2p + q + 4.
+        let (h, p, q) = (i / 4, (i / 2) % 2, i % 2);
+        let (a, b) = (t[4 * h + p], t[4 * h + 2 + p]);
+        if q == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xee>(a, b)
+        }
+    });
+    std::array::from_fn(|j| {
+        let (lo, hi) = (s[j % 4], s[4 + j % 4]);
+        if j < 4 {
+            _mm256_permute2f128_ps::<0x20>(lo, hi)
+        } else {
+            _mm256_permute2f128_ps::<0x31>(lo, hi)
+        }
+    })
+}
+
+/// The 16 × 16 transpose of the AVX-512 code, as four 8 × 8 transposes in registers:
+/// `r[j]` becomes column `j` of the rows it held.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn transpose(r: &mut [V; 16]) {
-    let mut m = [[0f32; LANES]; LANES];
-    for (row, v) in m.iter_mut().zip(r.iter()) {
-        // SAFETY: `row` holds 16 floats.
-        unsafe { storeu(row.as_mut_ptr(), *v) };
+    let quarter = |rows: usize, hi: bool| {
+        transpose8(std::array::from_fn(|i| {
+            let v = r[rows + i];
+            if hi {
+                v.1
+            } else {
+                v.0
+            }
+        }))
+    };
+    // Columns 0..8 of rows 0..8 and 8..16, then columns 8..16 of both.
+    let (a, b, c, d) = (
+        quarter(0, false),
+        quarter(8, false),
+        quarter(0, true),
+        quarter(8, true),
+    );
+    for j in 0..8 {
+        r[j] = V(a[j], b[j]);
+        r[8 + j] = V(c[j], d[j]);
     }
-    for (j, v) in r.iter_mut().enumerate() {
-        let col: [f32; LANES] = std::array::from_fn(|i| m[i][j]);
-        // SAFETY: `col` holds 16 floats.
-        *v = unsafe { loadu(col.as_ptr()) };
+}
+
+/// AVX2 `block_row` of the parent module: 16 rows of `w` floats (`None`: zeros) to `w` runs of
+/// 16 lanes, `stride` floats apart; eight pixels at a time through [`transpose8`], the last
+/// partial eight through a zero-padded copy.
+///
+/// # Safety
+/// AVX2 + FMA; every `Some` row holds `w` floats, and `dst` holds `(w − 1)·stride + 16`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn block_row(
+    src: &[Option<&[f32]>; LANES],
+    w: usize,
+    dst: *mut f32,
+    stride: usize,
+) {
+    for x0 in (0..w).step_by(8) {
+        let n = 8.min(w - x0);
+        let load = |l: usize| match src[l] {
+            Some(row) if n == 8 => _mm256_loadu_ps(row.as_ptr().add(x0)),
+            Some(row) => {
+                let mut tail = [0f32; 8];
+                tail[..n].copy_from_slice(&row[x0..x0 + n]);
+                _mm256_loadu_ps(tail.as_ptr())
+            }
+            None => _mm256_setzero_ps(),
+        };
+        let lo = transpose8(std::array::from_fn(load));
+        let hi = transpose8(std::array::from_fn(|l| load(8 + l)));
+        for j in 0..n {
+            let p = dst.add((x0 + j) * stride);
+            _mm256_storeu_ps(p, lo[j]);
+            _mm256_storeu_ps(p.add(8), hi[j]);
+        }
     }
 }
 
@@ -282,4 +362,67 @@ pub(super) unsafe fn output_tile(m: *const f32, stride: usize) -> [[f32; LANES];
         storeu(o.as_mut_ptr(), *v);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 code runs on every CPU the kernels run on, AVX-512 ones included.
+    fn avx2() -> bool {
+        crate::isa::detected_isa().is_some()
+    }
+
+    #[test]
+    fn transpose_transposes_16x16() {
+        if !avx2() {
+            return;
+        }
+        let rows: [[f32; LANES]; LANES] =
+            std::array::from_fn(|i| std::array::from_fn(|j| (i * LANES + j) as f32));
+        // SAFETY: AVX2 + FMA is present; every load and store is of a 16-float array.
+        let t = unsafe {
+            let mut r: [V; 16] = std::array::from_fn(|i| loadu(rows[i].as_ptr()));
+            transpose(&mut r);
+            let mut out = [[0f32; LANES]; LANES];
+            for (o, v) in out.iter_mut().zip(&r) {
+                storeu(o.as_mut_ptr(), *v);
+            }
+            out
+        };
+        for i in 0..LANES {
+            for j in 0..LANES {
+                assert_eq!(t[j][i], rows[i][j], "({i}, {j})");
+            }
+        }
+    }
+
+    /// Every width from 0 to 19 (whole eights and partial ones), absent rows, a stride wider
+    /// than 16 whose gaps must stay untouched.
+    #[test]
+    fn block_row_matches_the_scalar_definition() {
+        if !avx2() {
+            return;
+        }
+        let stride = 20;
+        for w in 0..20 {
+            let data: Vec<Vec<f32>> = (0..LANES)
+                .map(|l| (0..w).map(|x| (l * 100 + x) as f32 + 0.5).collect())
+                .collect();
+            let src: [Option<&[f32]>; LANES] =
+                std::array::from_fn(|l| (l % 5 != 3).then(|| &data[l][..]));
+            let len = if w == 0 { 0 } else { (w - 1) * stride + LANES };
+            let mut dst = vec![-7f32; len + 3];
+            // SAFETY: AVX2 + FMA; rows hold `w` floats and `dst` the checked extent.
+            unsafe { block_row(&src, w, dst.as_mut_ptr(), stride) };
+            for (i, &d) in dst.iter().enumerate() {
+                let (x, l) = (i / stride, i % stride);
+                let want = match (x < w, l < LANES) {
+                    (true, true) => src[l].map_or(0.0, |r| r[x]),
+                    _ => -7.0,
+                };
+                assert_eq!(d, want, "w {w}: pixel {x} lane {l}");
+            }
+        }
+    }
 }
