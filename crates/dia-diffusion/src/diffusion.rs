@@ -32,6 +32,14 @@ impl GaussianDiffusion {
         Self { unet, schedule }
     }
 
+    /// The model with its UNet frozen ([`Unet::freeze`]).
+    pub fn freeze(self) -> CResult<Self> {
+        Ok(Self {
+            unet: self.unet.freeze()?,
+            ..self
+        })
+    }
+
     /// The UNet.
     pub fn unet(&self) -> &Unet {
         &self.unet

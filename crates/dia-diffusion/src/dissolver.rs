@@ -43,7 +43,9 @@ pub struct DiffusionDissolver {
 }
 
 impl DiffusionDissolver {
-    /// A dissolver with a DDPM trained at `image_size`.
+    /// A dissolver with a DDPM trained at `image_size`. The dissolver never changes the DDPM,
+    /// so its UNet is frozen ([`crate::Unet::freeze`]): the weights must not change while the
+    /// dissolver lives (they cannot if they were loaded or initialised as plain tensors).
     pub fn new(ddpm: GaussianDiffusion, image_size: usize, cfg: DissolverConfig) -> Result<Self> {
         let t_max = ddpm.schedule().timesteps();
         let hi = cfg.upper_offset.max(cfg.offset) * cfg.step_scale;
@@ -54,7 +56,7 @@ impl DiffusionDissolver {
             )));
         }
         Ok(Self {
-            ddpm,
+            ddpm: ddpm.freeze()?,
             image_size,
             cfg,
             epoch: AtomicUsize::new(0),

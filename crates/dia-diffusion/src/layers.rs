@@ -7,7 +7,8 @@
 
 use candle_core::{Module, Result as CResult, Tensor};
 use dia_nn::{
-    group_norm_silu, weight_standardized_conv2d, Conv2d, Conv2dConfig, Init, Linear, Params,
+    group_norm_silu, standardize_weight, weight_standardized_conv2d, Conv2d, Conv2dConfig, Init,
+    Linear, Params,
 };
 
 use crate::error::Result;
@@ -77,6 +78,8 @@ pub struct Block {
     norm_weight: Tensor,
     norm_bias: Tensor,
     groups: usize,
+    /// The convolution on the standardised weight, kept by [`Block::freeze`].
+    standardized: Option<Conv2d>,
 }
 
 impl Block {
@@ -96,17 +99,33 @@ impl Block {
             norm_weight,
             norm_bias,
             groups,
+            standardized: None,
         })
+    }
+
+    /// The block with its weights declared fixed ([`Conv2d::freeze`]): the weight is
+    /// standardised once, here, and its Winograd filters kept from the first forward. A block
+    /// on trainable variables is returned unchanged.
+    pub fn freeze(mut self) -> CResult<Self> {
+        if !self.proj_weight.is_variable() {
+            let w = standardize_weight(&self.proj_weight)?;
+            let conv = Conv2d::new(w, Some(self.proj_bias.clone()), Conv2dConfig::new(1, 1));
+            self.standardized = Some(conv.freeze());
+        }
+        Ok(self)
     }
 
     /// The block, with `(scale, shift)` of shape (B, C, 1, 1) when given.
     pub fn forward(&self, x: &Tensor, scale_shift: Option<(&Tensor, &Tensor)>) -> CResult<Tensor> {
-        let x = weight_standardized_conv2d(
-            x,
-            &self.proj_weight,
-            Some(&self.proj_bias),
-            Conv2dConfig::new(1, 1),
-        )?;
+        let x = match &self.standardized {
+            Some(conv) => conv.forward(x)?,
+            None => weight_standardized_conv2d(
+                x,
+                &self.proj_weight,
+                Some(&self.proj_bias),
+                Conv2dConfig::new(1, 1),
+            )?,
+        };
         // The time MLP's `scale + 1` (spec §2.1), then one op on the CPU when dissolving.
         let scale1 = scale_shift.map(|(scale, _)| scale + 1.0).transpose()?;
         let film = scale1.as_ref().zip(scale_shift.map(|(_, shift)| shift));
@@ -166,6 +185,16 @@ impl ResnetBlock {
             block2,
             res_conv,
             dout,
+        })
+    }
+
+    /// The block with its weights declared fixed ([`Block::freeze`], [`Conv2d::freeze`]).
+    pub fn freeze(self) -> CResult<Self> {
+        Ok(Self {
+            block1: self.block1.freeze()?,
+            block2: self.block2.freeze()?,
+            res_conv: self.res_conv.map(Conv2d::freeze),
+            ..self
         })
     }
 

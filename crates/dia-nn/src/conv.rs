@@ -26,6 +26,7 @@ use crate::gemm::{sgemm, sgemm_serial, MatRef};
 use crate::im2col::{col2im, im2col, im2col_serial, ConvGeom};
 use crate::init;
 use crate::storage::{cpu_slice, zeros};
+use frozen::FrozenFilter;
 
 /// Largest im2col buffer, in floats (64 MiB). The batch is processed in chunks that fit.
 pub const DEFAULT_COL_BUDGET: usize = 16 << 20;
@@ -127,10 +128,22 @@ impl Kernel {
     }
 }
 
-/// Forward: `y (n, cout, ho, wo)`.
-pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom, budget: usize) -> Vec<f32> {
+/// Forward: `y (n, cout, ho, wo)`; Winograd's transformed filters kept in `frozen` when given.
+pub(crate) fn forward(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    budget: usize,
+    frozen: Option<&FrozenFilter>,
+) -> Vec<f32> {
     match Kernel::choose(g) {
-        Kernel::Winograd => crate::winograd::forward(x, w, g),
+        Kernel::Winograd => match frozen {
+            Some(f) => {
+                let u = f.get_or_init(|| crate::winograd::forward_filter(w, g));
+                crate::winograd::forward_with(x, u, g)
+            }
+            None => crate::winograd::forward(x, w, g),
+        },
         Kernel::Tiles => fastconv::forward(x, w, g),
         Kernel::Gemm => forward_gemm(x, w, g, budget),
     }
@@ -270,6 +283,8 @@ fn backward_weight_gemm(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
 struct Conv2dOp {
     cfg: Conv2dConfig,
     budget: usize,
+    /// The weight's transformed filters, for a frozen layer.
+    frozen: Option<FrozenFilter>,
 }
 
 impl CustomOp2 for Conv2dOp {
@@ -287,7 +302,7 @@ impl CustomOp2 for Conv2dOp {
         let g = geom(l1.dims(), l2.dims(), &self.cfg)?;
         let x = cpu_slice(s1, l1, "conv2d input")?;
         let w = cpu_slice(s2, l2, "conv2d weight")?;
-        let y = forward(x, w, &g, self.budget);
+        let y = forward(x, w, &g, self.budget, self.frozen.as_ref());
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
 
@@ -418,9 +433,25 @@ pub fn conv2d_with_budget(
     cfg: Conv2dConfig,
     budget: usize,
 ) -> Result<Tensor> {
+    conv2d_kept(x, weight, bias, cfg, budget, None)
+}
+
+/// [`conv2d_with_budget`], keeping the transformed filters in `frozen`.
+fn conv2d_kept(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: Conv2dConfig,
+    budget: usize,
+    frozen: Option<FrozenFilter>,
+) -> Result<Tensor> {
     let y = if crate::kernels::use_fast(&[x, weight]) {
-        x.contiguous()?
-            .apply_op2(&weight.contiguous()?, Conv2dOp { cfg, budget })?
+        let op = Conv2dOp {
+            cfg,
+            budget,
+            frozen,
+        };
+        x.contiguous()?.apply_op2(&weight.contiguous()?, op)?
     } else {
         portable(x, weight, cfg)?
     };
@@ -449,12 +480,45 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     cfg: Conv2dConfig,
+    frozen: Option<FrozenFilter>,
 }
 
 impl Conv2d {
     /// A layer from existing tensors (e.g. loaded from a checkpoint or `Var`s being trained).
     pub fn new(weight: Tensor, bias: Option<Tensor>, cfg: Conv2dConfig) -> Self {
-        Self { weight, bias, cfg }
+        Self {
+            weight,
+            bias,
+            cfg,
+            frozen: None,
+        }
+    }
+
+    /// The layer, declared to keep its weights as they are for as long as it lives (a
+    /// dissolver's UNet): its CPU forward then transforms the filters for Winograd once, on the
+    /// first call, and keeps them (module `frozen`), instead of on every call. Results are
+    /// bit-equal to the unfrozen layer's. A trainable variable's layer is returned unchanged,
+    /// since its weights do change; a layer on a plain tensor that shares a variable's storage
+    /// (`Var::as_detached_tensor`) must not be frozen while that variable is trained.
+    ///
+    /// ```
+    /// use candle_core::{Device, Module};
+    /// use dia_nn::{init::uniform, Conv2d, Conv2dConfig};
+    /// use rand::SeedableRng;
+    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    /// let w = uniform((32, 32, 3, 3), 0.1, &mut rng, &Device::Cpu)?;
+    /// let x = uniform((2, 32, 8, 8), 1.0, &mut rng, &Device::Cpu)?;
+    /// let layer = Conv2d::new(w, None, Conv2dConfig::new(1, 1));
+    /// let frozen = layer.clone().freeze();
+    /// let diff = (frozen.forward(&x)? - layer.forward(&x)?)?.abs()?.max_all()?;
+    /// assert_eq!(diff.to_scalar::<f32>()?, 0.0);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn freeze(mut self) -> Self {
+        if !self.weight.is_variable() {
+            self.frozen.get_or_insert_with(FrozenFilter::default);
+        }
+        self
     }
 
     /// A layer with PyTorch's default initialisation (`nn.Conv2d`), drawn from `rng`.
@@ -478,7 +542,7 @@ impl Conv2d {
         } else {
             None
         };
-        Ok(Self { weight, bias, cfg })
+        Ok(Self::new(weight, bias, cfg))
     }
 
     /// The weight (Cout, Cin, kh, kw).
@@ -499,9 +563,11 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
+        let (w, b) = (&self.weight, self.bias.as_ref());
+        conv2d_kept(x, w, b, self.cfg, DEFAULT_COL_BUDGET, self.frozen.clone())
     }
 }
 
+mod frozen;
 #[cfg(test)]
 mod tests;

@@ -362,20 +362,25 @@ pub fn group_norm_silu(
 
 /// The library's `WeightStandardizedConv2d`: per output channel
 /// `w' = (w − mean(w)) / √(var(w, biased) + eps)` over (in, kh, kw), eps = 1e-5 in f32, then a
-/// convolution with `w'`.
+/// convolution with `w'` ([`standardize_weight`]).
 pub fn weight_standardized_conv2d(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     cfg: Conv2dConfig,
 ) -> Result<Tensor> {
+    conv2d(x, &standardize_weight(weight)?, bias, cfg)
+}
+
+/// The standardised weight `w'` of [`weight_standardized_conv2d`], for a layer that computes
+/// it once (a frozen UNet block).
+pub fn standardize_weight(weight: &Tensor) -> Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
     let flat = weight.reshape((cout, cin * kh * kw))?;
     let mean = flat.mean_keepdim(1)?;
     let centred = flat.broadcast_sub(&mean)?;
     let var = centred.sqr()?.mean_keepdim(1)?;
-    let standardized = centred
+    centred
         .broadcast_div(&(var + 1e-5)?.sqrt()?)?
-        .reshape((cout, cin, kh, kw))?;
-    conv2d(x, &standardized, bias, cfg)
+        .reshape((cout, cin, kh, kw))
 }

@@ -74,7 +74,7 @@ pub use add_relu::add_relu;
 pub use alloc::tune_allocator;
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, conv2d_with_budget, Conv2d, Conv2dConfig, DEFAULT_COL_BUDGET};
-pub use group_norm::{group_norm, group_norm_silu, weight_standardized_conv2d};
+pub use group_norm::{group_norm, group_norm_silu, standardize_weight, weight_standardized_conv2d};
 pub use kernels::{kernel_policy, set_kernel_policy, with_kernel_policy, KernelPolicy};
 pub use layer_norm::channel_layer_norm;
 pub use linear::Linear;

@@ -141,7 +141,8 @@ fn encoder_workload(arch: Arch, size: usize, train: bool, dev: &Device) -> Resul
 fn unet_workload(dev: &Device) -> Result<Step> {
     let dev = dev.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let ddpm = bench_ddpm(&dev, &mut rng)?;
+    // Frozen, as every dissolver's DDPM is (`DiffusionDissolver::new`).
+    let ddpm = bench_ddpm(&dev, &mut rng)?.freeze()?;
     let x = dia_nn::init::uniform((64, 3, 32, 32), 0.5, &mut rng, &dev)?.affine(1.0, 0.5)?;
     Ok(Box::new(move || {
         let _: Tensor = ddpm.x_start(&x, 50)?.0.sum_all()?;

@@ -128,6 +128,42 @@ fn winograd_matches_the_gemm_path() {
     }
 }
 
+/// A frozen layer's forward is bit-equal to the unfrozen one, transforms its filters on the
+/// first call only (a second call with other weights still gets the first ones: what
+/// `Conv2d::freeze` promises never happens), and a variable's layer is never frozen.
+#[test]
+fn frozen_filters_are_kept_from_the_first_call() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let g = geom_of(3, 32, 48, (8, 8), 3, 1, 1);
+    let (x, w, _) = operands(&g, &mut rng);
+    let frozen = FrozenFilter::default();
+    let plain = forward(&x, &w, &g, 1 << 20, None);
+    assert_eq!(forward(&x, &w, &g, 1 << 20, Some(&frozen)), plain);
+    let winograd = crate::winograd::applies(&g);
+    assert_eq!(frozen.is_ready(), winograd);
+    if winograd {
+        let g1 = geom_of(1, 32, 48, (8, 8), 3, 1, 1);
+        let zeros = vec![0f32; w.len()];
+        let kept = forward(
+            &x[..g1.n * g1.cin * 64],
+            &zeros,
+            &g1,
+            1 << 20,
+            Some(&frozen),
+        );
+        assert_eq!(kept, plain[..g1.n * g1.cout * 64]);
+    }
+    let dev = candle_core::Device::Cpu;
+    let wt = Tensor::from_vec(w, (48, 32, 3, 3), &dev).unwrap();
+    assert!(Conv2d::new(wt.clone(), None, Conv2dConfig::new(1, 1))
+        .freeze()
+        .frozen
+        .is_some());
+    let var = candle_core::Var::from_tensor(&wt).unwrap();
+    let layer = Conv2d::new(var.as_tensor().clone(), None, Conv2dConfig::new(1, 1)).freeze();
+    assert!(layer.frozen.is_none());
+}
+
 /// Per-layer timings of the three passes on the ResNet-18 (CIFAR) shapes at batch 64, for
 /// development: `cargo test --release -p dia-nn --lib -- --ignored --nocapture layer_timings`
 /// (`DIA_LAYERS=imagenet` for the ImageNet stem on 64×64 images, `imagenet224` on 224×224).
@@ -199,7 +235,7 @@ fn layer_timings() {
         let w = vec![0.25f32; cout * g.k()];
         let dy = vec![0.1f32; 64 * cout * g.hw_out()];
         let t = [
-            time(&mut || drop(forward(&x, &w, &g, DEFAULT_COL_BUDGET))),
+            time(&mut || drop(forward(&x, &w, &g, DEFAULT_COL_BUDGET, None))),
             time(&mut || drop(backward_input(&dy, &w, &g, DEFAULT_COL_BUDGET))),
             time(&mut || drop(backward_weight(&x, &dy, &g))),
         ];

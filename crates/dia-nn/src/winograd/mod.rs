@@ -182,7 +182,7 @@ struct Pass<'a> {
     g: &'a ConvGeom,
     plan: Plan,
     x: Source<'a>,
-    u: Scratch,
+    u: &'a [f32],
     steps: Vec<u32>,
     out: Out,
 }
@@ -192,9 +192,30 @@ struct Pass<'a> {
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     assert!(
         applies(g),
-        "winograd: not a 3×3 stride-1 convolution on AVX-512"
+        "winograd: not a 3×3 stride-1 convolution on the vector tiles"
     );
-    run(x, filter::transform(w, g.cout, g.cin, false), g)
+    run(x, &filter::transform(w, g.cout, g.cin, false), g)
+}
+
+/// The transformed filters of a forward pass (`U = G g Gᵀ`, packed as [`forward_with`] reads
+/// them), to keep for a layer whose weights do not change ([`crate::Conv2d::freeze`]).
+pub(crate) fn forward_filter(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    filter::transform(w, g.cout, g.cin, false).to_vec()
+}
+
+/// [`forward`] with the filters already transformed by [`forward_filter`] (same `w`, same
+/// channel counts).
+pub(crate) fn forward_with(x: &[f32], u: &[f32], g: &ConvGeom) -> Vec<f32> {
+    assert!(
+        applies(g),
+        "winograd: not a 3×3 stride-1 convolution on the vector tiles"
+    );
+    assert_eq!(
+        u.len(),
+        g.cout.div_ceil(BT_MR) * XI * g.cin * BT_MR,
+        "winograd: transformed filter size"
+    );
+    run(x, u, g)
 }
 
 /// Input gradient `dx (n, cin, h, w)` of a convolution whose transposed geometry
@@ -204,13 +225,13 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     let tg = g.transposed();
     assert!(
         applies(&tg),
-        "winograd: not a 3×3 stride-1 convolution on AVX-512"
+        "winograd: not a 3×3 stride-1 convolution on the vector tiles"
     );
-    run(dy, filter::transform(w, tg.cout, tg.cin, true), &tg)
+    run(dy, &filter::transform(w, tg.cout, tg.cin, true), &tg)
 }
 
 /// The convolution of `x` with the transformed filters `u`.
-fn run(x: &[f32], u: Scratch, g: &ConvGeom) -> Vec<f32> {
+fn run(x: &[f32], u: &[f32], g: &ConvGeom) -> Vec<f32> {
     let plan = Plan::new(g);
     let len = g.n * g.cout * g.ho * g.wo;
     // Not zeroed first: every output pixel of every channel is written by the output
