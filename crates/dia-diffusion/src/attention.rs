@@ -85,15 +85,9 @@ impl LinearAttention {
 
 impl Module for LinearAttention {
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let (b, _, h, w) = x.dims4()?;
-        let (q, k, v) = self.qkv.qkv(x)?;
-        let q = (softmax(&q, 2)? * (DIM_HEAD as f64).powf(-0.5))?;
-        let k = softmax(&k, 3)?;
-        let v = (v / (h * w) as f64)?;
-        // context[d, e] = Σ_n k[d, n]·v[e, n]; out[e, n] = Σ_d context[d, e]·q[d, n].
-        let context = k.contiguous()?.matmul(&v.t()?.contiguous()?)?;
-        let out = context.t()?.contiguous()?.matmul(&q.contiguous()?)?;
-        let out = out.reshape((b, HIDDEN, h, w))?;
+        let qkv = self.qkv.to_qkv.forward(&self.qkv.norm.forward(x)?)?;
+        // The softmaxes and the two products: one op on the CPU when dissolving.
+        let out = dia_nn::linear_attention(&qkv, HEADS, DIM_HEAD)?;
         let y = self.out_norm.forward(&self.to_out.forward(&out)?)?;
         y + x
     }

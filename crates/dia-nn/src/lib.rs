@@ -24,6 +24,8 @@
 //!   stem's 3×3 / stride 2 / padding 1).
 //! - [`add_relu`]: `relu(a + b)` fused, the tail of every ResNet block.
 //! - [`group_norm`](fn@group_norm) and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
+//! - [`linear_attention`](fn@linear_attention): the UNet's linear attention, one op when nothing
+//!   records a gradient.
 //! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
 //! - [`Linear`]: `nn.Linear`, candle ops.
 //! - [`Params`]: the one collector of a model's named tensors, fresh or loaded, reporting every
@@ -62,6 +64,7 @@ pub mod isa;
 pub mod kernels;
 pub mod layer_norm;
 mod linear;
+pub mod linear_attention;
 mod microkernel;
 mod out;
 pub mod params;
@@ -78,5 +81,6 @@ pub use group_norm::{group_norm, group_norm_silu, standardize_weight, weight_sta
 pub use kernels::{kernel_policy, set_kernel_policy, with_kernel_policy, KernelPolicy};
 pub use layer_norm::channel_layer_norm;
 pub use linear::Linear;
+pub use linear_attention::linear_attention;
 pub use params::{Init, Params, Source};
 pub use pool::{max_pool2d, MaxPoolConfig};
