@@ -55,6 +55,7 @@ pub mod alloc;
 pub mod batch_norm;
 mod bn_relu_pool;
 pub mod conv;
+mod fast_exp;
 mod fastconv;
 mod gemm;
 pub mod group_norm;

@@ -13,6 +13,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::fast_exp;
 use crate::storage::cpu_slice;
 
 /// The fused forward of one (image, head) at a time; no backward (see the module doc).
@@ -23,6 +24,7 @@ struct LinearAttentionOp {
 
 /// `Σ a[i]·b[i]` in eight interleaved partial sums, which the compiler keeps in one vector
 /// register (a single running sum would be a serial chain it may not reorder).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (a8, a_rest) = a.as_chunks::<8>();
@@ -36,14 +38,44 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `row ← exp(row − max(row)) / Σ exp(row − max(row))`, candle's softmax on one row.
-fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+/// `max(row)` in eight interleaved lanes (vector code; max is exact in any order).
+#[inline(always)]
+fn max8(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let (r8, rest) = row.as_chunks::<8>();
+    for x in r8 {
+        for j in 0..8 {
+            acc[j] = acc[j].max(x[j]);
+        }
     }
+    rest.iter()
+        .chain(&acc)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `Σ row` in eight interleaved partial sums, as [`dot`].
+#[inline(always)]
+fn sum8(row: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (r8, rest) = row.as_chunks::<8>();
+    for x in r8 {
+        for j in 0..8 {
+            acc[j] += x[j];
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// `row ← exp(row − max(row)) / Σ exp(row − max(row))`, candle's softmax on one row, in three
+/// vectorisable passes (a running sum in the `exp` loop would keep it scalar).
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
+    let max = max8(row);
+    for v in row.iter_mut() {
+        *v = fast_exp::exp(*v - max);
+    }
+    let sum = sum8(row);
     for v in row.iter_mut() {
         *v /= sum;
     }
@@ -51,7 +83,25 @@ fn softmax_row(row: &mut [f32]) {
 
 impl LinearAttentionOp {
     /// One head: `q`, `k`, `v` are `dim_head` rows of `n` pixels; writes `out` (same shape).
+    /// In AVX2 code where the CPU has it: the same operations (Rust never fuses a multiply and
+    /// an add), eight lanes at a time.
     fn head(&self, q: &[f32], k: &[f32], v: &[f32], n: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::isa::cpu_isa().is_some() {
+            // SAFETY: the CPU has AVX2 and FMA (cpu_isa).
+            return unsafe { self.head_avx2(q, k, v, n, out) };
+        }
+        self.head_body(q, k, v, n, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn head_avx2(&self, q: &[f32], k: &[f32], v: &[f32], n: usize, out: &mut [f32]) {
+        self.head_body(q, k, v, n, out)
+    }
+
+    #[inline(always)]
+    fn head_body(&self, q: &[f32], k: &[f32], v: &[f32], n: usize, out: &mut [f32]) {
         let dh = self.dim_head;
         let scale = (dh as f64).powf(-0.5) as f32;
         let inv_n = (1.0 / n as f64) as f32;
@@ -76,9 +126,11 @@ impl LinearAttentionOp {
         let mut qs = vec![0f32; dh * n];
         let mut sum = vec![0f32; n];
         for (qsd, qd) in qs.chunks_mut(n).zip(q.chunks(n)) {
-            for (((o, &x), &m), s) in qsd.iter_mut().zip(qd).zip(&max).zip(sum.iter_mut()) {
-                *o = (x - m).exp();
-                *s += *o;
+            for ((o, &x), &m) in qsd.iter_mut().zip(qd).zip(&max) {
+                *o = fast_exp::exp(x - m);
+            }
+            for (s, &o) in sum.iter_mut().zip(qsd.iter()) {
+                *s += o;
             }
         }
         for qsd in qs.chunks_mut(n) {

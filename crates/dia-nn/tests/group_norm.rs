@@ -113,8 +113,9 @@ fn tune_allocator_applies_on_glibc() {
 }
 
 /// `group_norm_silu` in one pass (nothing records a gradient) against the candle ops it
-/// replaces — group norm, `·scale + shift` per (sample, channel), SiLU — to the bit; and with
-/// an input that records one, the same values through the differentiable path.
+/// replaces — group norm, `·scale + shift` per (sample, channel), SiLU — to 1e-6 (its `exp` is
+/// its own polynomial, within 2 ulp of libm's); and with an input that records one, the
+/// differentiable path's values to the bit.
 #[test]
 fn group_norm_silu_is_group_norm_scale_shift_silu() {
     let dev = Device::Cpu;
@@ -137,7 +138,8 @@ fn group_norm_silu_is_group_norm_scale_shift_silu() {
             let want = y.silu().unwrap();
             let vals = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let at = format!("{n}x{c}x{h}x{w} / {groups}, scale-shift {}", film.is_some());
-            assert_eq!(vals(&fused), vals(&want), "{at}");
+            let e = dia_nn::kernels::rel_diff(&fused, &want).unwrap();
+            assert!(e < 1e-6, "{at}: {e}");
             // An input that records a gradient takes the differentiable path.
             let xv = Var::from_tensor(&x).unwrap();
             let tracked =
