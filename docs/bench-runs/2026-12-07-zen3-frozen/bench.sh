@@ -5,7 +5,7 @@
 # AVX2 (bench_torch.py reports "isa": "default").
 set -u
 cd "$(dirname "$0")/../../.."
-D=docs/bench-runs/2026-12-07-zen3-b
+D=docs/bench-runs/2026-12-07-zen3-frozen
 PY=${PY:-/tmp/torchvenv/bin/python}
 date
 (target/release/dia bench --json --runs 7 --warmup 3; $PY scripts/bench_torch.py --json --runs 7 --warmup 3) > $D/run1.jsonl
