@@ -2,8 +2,8 @@
 //!
 //! Winograd's forward pass first transforms every 3 × 3 kernel to its 6 × 6 form
 //! (`winograd::filter`): for the DDPM UNet's 512-channel layers that is 38 MB written per
-//! layer per call, about a tenth of a dissolving forward at the batch of 8 images that
-//! `dia train` dissolves per rotation (perf, docs/benchmarks.md). A dissolver's weights never
+//! layer per call; in the DIA training step, which dissolves 8 images per rotation, that was
+//! about a tenth of the whole step (perf, docs/benchmarks.md). A dissolver's weights never
 //! change, so a frozen layer transforms them once, on its first CPU forward, and keeps the
 //! result: 4× its 3 × 3 weights in memory (about 520 MB for the paper's UNet).
 //!
