@@ -190,11 +190,7 @@ struct Pass<'a> {
 /// Forward: `y (n, cout, ho, wo)` for `x (n, cin, h, w)` and `w (cout, cin, 3, 3)`
 /// ([`applies`] must hold).
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    assert!(
-        applies(g),
-        "winograd: not a 3×3 stride-1 convolution on the vector tiles"
-    );
-    run(x, &filter::transform(w, g.cout, g.cin, false), g)
+    forward_with(x, &filter::transform(w, g.cout, g.cin, false), g)
 }
 
 /// The transformed filters of a forward pass (`U = G g Gᵀ`, packed as [`forward_with`] reads

@@ -42,12 +42,10 @@ pub(crate) fn block_row(src: &[Option<&[f32]>; LANES], w: usize, dst: &mut [f32]
     assert!(src.iter().flatten().all(|r| r.len() >= w));
     assert!(stride >= LANES && (w == 0 || dst.len() >= (w - 1) * stride + LANES));
     if !crate::microkernel::avx512() {
+        #[cfg(target_arch = "x86_64")]
         if crate::microkernel::available() {
             // SAFETY: AVX2 + FMA is present; the rows and `dst` extents are checked above.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                avx2::block_row(src, w, dst.as_mut_ptr(), stride)
-            };
+            unsafe { avx2::block_row(src, w, dst.as_mut_ptr(), stride) };
             return;
         }
         // No vector ISA: one pixel's 16 lanes at a time.
