@@ -55,6 +55,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // candle's idle workers park at once instead of spinning beside dia-nn's (dia-nn::threads);
+    // first, while this is the only thread.
+    dia_nn::tune_threads();
     // Keep large training buffers mapped between steps (dia-nn::alloc).
     dia_nn::tune_allocator();
     tracing_subscriber::fmt()

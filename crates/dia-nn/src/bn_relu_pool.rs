@@ -14,9 +14,9 @@
 //!
 //! - forward: the batch statistics, then per (image, channel) plane `relu(x·scale + shift)`
 //!   into a scratch plane and its window maxima (`MaxPoolConfig::argmax`, the first maximum
-//!   of each window, as PyTorch);
-//! - backward: the argmax recomputed from `x` (as `MaxPool2d` does; nothing is saved but the
-//!   statistics), the gradient of an output reaching its maximum only where that output is
+//!   of each window, as PyTorch), keeping where each maximum is (two bytes per output, as
+//!   `MaxPool2d` keeps them; PyTorch keeps 8-byte indices);
+//! - backward: the gradient of an output reaching its maximum only where that output is
 //!   positive (the ReLU), the channel sums `Σ g`, `Σ g·(x − mean)` taken over the pooled
 //!   outputs instead of the full planes, and then batch norm's `dx` plane by plane.
 //!
@@ -29,6 +29,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::batch_norm::{affine_plane, channel_stats, operands, BnBackward, Stats};
+use crate::pool::{Code, Offsets};
 use crate::storage::{nchw, with_f32};
 use crate::{max_pool2d, BatchNorm2d, MaxPoolConfig};
 
@@ -38,6 +39,8 @@ pub(crate) struct BnReluPool {
     pub eps: f64,
     pub cfg: MaxPoolConfig,
     pub stats: Arc<Mutex<Stats>>,
+    /// Each output's maximum, kept from the forward for the backward (`pool::Code`).
+    pub codes: Mutex<Vec<Code>>,
 }
 
 /// (N, C, H·W) of the input, and the pool's (H, W, Ho, Wo).
@@ -71,16 +74,15 @@ impl CustomOp3 for BnReluPool {
         let [x, gamma, beta] = operands([(s1, l1), (s2, l2), (s3, l3)], c, what)?;
         let stats = channel_stats(x, n, c, hw, self.eps);
         let (scale, shift) = stats.affine(gamma, beta);
-        let hwo = dims.2 * dims.3;
-        let mut y = vec![0f32; n * c * hwo];
-        y.par_chunks_mut(hwo).enumerate().for_each_init(
-            || (vec![0f32; hw], vec![0u32; hwo]),
-            |(plane, idx), (p, out)| {
-                affine_plane(&x[p * hw..][..hw], scale[p % c], shift[p % c], true, plane);
-                self.cfg.argmax(plane, dims, idx, out);
-            },
-        );
+        let len = n * c * dims.2 * dims.3;
+        let (mut y, mut codes) = (vec![0f32; len], vec![0; len]);
+        let normalise = |p: usize, xp: &[f32], plane: &mut [f32]| {
+            affine_plane(xp, scale[p % c], shift[p % c], true, plane)
+        };
+        self.cfg
+            .pool_planes(x, dims, &mut y, Some(&mut codes), Some(&normalise));
         *self.stats.lock().expect("stats lock") = stats;
+        *self.codes.lock().expect("max pool codes lock") = codes;
         Ok((CpuStorage::F32(y), Shape::from((n, c, dims.2, dims.3))))
     }
 
@@ -88,41 +90,41 @@ impl CustomOp3 for BnReluPool {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        beta: &Tensor,
+        _beta: &Tensor,
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let ((n, c, hw), dims) = self.shape(x.dims())?;
         let hwo = dims.2 * dims.3;
         let stats = self.stats.lock().expect("stats lock").clone();
-        let (gamma_v, beta_v) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
-        let (scale, shift) = stats.affine(&gamma_v, &beta_v);
+        let codes = self.codes.lock().expect("max pool codes lock");
+        if codes.len() != n * c * hwo {
+            candle_core::bail!("batch norm + max pool: a backward before its forward ran")
+        }
+        let offsets = Offsets::new(&self.cfg, dims);
+        let gamma_v = gamma.to_vec1::<f32>()?;
         let dy = dy.contiguous()?;
         let (dx, bwd) = with_f32(x, |xv| {
             with_f32(y, |yv| {
                 with_f32(&dy, |g| {
-                    // Per plane: each output's maximum, and (Σ g, Σ g·(x − mean)) over the
-                    // outputs that pass the ReLU (a pooled value > 0).
-                    let mut idx = vec![0u32; n * c * hwo];
-                    let plane_sums: Vec<(f64, f64)> = idx
-                        .par_chunks_mut(hwo)
-                        .enumerate()
-                        .map_init(
-                            || (vec![0f32; hw], vec![0f32; hwo]),
-                            |(plane, best), (p, arg)| {
-                                let (xp, ch) = (&xv[p * hw..][..hw], p % c);
-                                affine_plane(xp, scale[ch], shift[ch], true, plane);
-                                self.cfg.argmax(plane, dims, arg, best);
-                                let outs = arg.iter().zip(&yv[p * hwo..]).zip(&g[p * hwo..]);
-                                outs.filter(|&((_, &yo), _)| yo > 0.0).fold(
-                                    (0f64, 0f64),
-                                    |(s, sx), ((&i, _), &go)| {
-                                        let xm = xp[i as usize] - stats.mean[ch];
-                                        (s + go as f64, sx + (go * xm) as f64)
-                                    },
-                                )
-                            },
-                        )
+                    // Each output's maximum (kept from the forward) and its gradient, where
+                    // the output passed the ReLU (a pooled value > 0).
+                    let routed = |p: usize| {
+                        let at = offsets.indices(&codes[p * hwo..][..hwo]);
+                        at.zip(&yv[p * hwo..][..hwo])
+                            .zip(&g[p * hwo..][..hwo])
+                            .filter(|&((_, &yo), _)| yo > 0.0)
+                            .map(|((i, _), &go)| (i, go))
+                    };
+                    // Per plane, (Σ g, Σ g·(x − mean)) over those outputs.
+                    let plane_sums: Vec<(f64, f64)> = (0..n * c)
+                        .into_par_iter()
+                        .map(|p| {
+                            let (xp, mean) = (&xv[p * hw..][..hw], stats.mean[p % c]);
+                            routed(p).fold((0f64, 0f64), |(s, sx), (i, go)| {
+                                (s + go as f64, sx + (go * (xp[i] - mean)) as f64)
+                            })
+                        })
                         .collect();
                     let mut sums = vec![(0f64, 0f64); c];
                     for (p, (s, sx)) in plane_sums.iter().enumerate() {
@@ -140,11 +142,8 @@ impl CustomOp3 for BnReluPool {
                         || vec![0f32; hw],
                         |gd, (p, out)| {
                             gd.fill(0.0);
-                            let outs = idx[p * hwo..][..hwo].iter().zip(&yv[p * hwo..]);
-                            for ((&i, &yo), &go) in outs.zip(&g[p * hwo..]) {
-                                if yo > 0.0 {
-                                    gd[i as usize] += go;
-                                }
+                            for (i, go) in routed(p) {
+                                gd[i] += go;
                             }
                             bwd.plane(p % c, &xv[p * hw..][..hw], gd.iter().copied(), out);
                         },
@@ -180,7 +179,12 @@ impl BatchNorm2d {
     ) -> Result<Tensor> {
         self.channels_of(x)?;
         if train && self.fast_training(x) {
-            return self.train_op(x, |eps, stats| BnReluPool { eps, cfg, stats });
+            return self.train_op(x, |eps, stats| BnReluPool {
+                eps,
+                cfg,
+                stats,
+                codes: Mutex::new(Vec::new()),
+            });
         }
         max_pool2d(&self.forward_relu_t(x, train)?, cfg)
     }

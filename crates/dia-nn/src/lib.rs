@@ -26,7 +26,8 @@
 //! - [`group_norm`](fn@group_norm) and [`weight_standardized_conv2d`] for the DDPM UNet (differentiable).
 //! - [`linear_attention`](fn@linear_attention): the UNet's linear attention, one op when nothing
 //!   records a gradient.
-//! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step.
+//! - [`tune_allocator`]: keeps large buffers from being unmapped and faulted in every step;
+//!   [`tune_threads`]: keeps candle's idle workers from spinning while dia-nn's kernels run.
 //! - [`Linear`]: `nn.Linear`, candle ops.
 //! - [`Params`]: the one collector of a model's named tensors, fresh or loaded, reporting every
 //!   missing, mis-shaped and unexpected tensor at once.
@@ -72,6 +73,7 @@ pub mod params;
 pub mod pool;
 mod scratch;
 mod storage;
+pub mod threads;
 mod winograd;
 
 pub use add_relu::add_relu;
@@ -85,3 +87,4 @@ pub use linear::Linear;
 pub use linear_attention::linear_attention;
 pub use params::{Init, Params, Source};
 pub use pool::{max_pool2d, MaxPoolConfig};
+pub use threads::tune_threads;

@@ -3,10 +3,15 @@
 //! padding 1 pool (performance-baseline §3); this op routes each output gradient to the first
 //! maximum of its window, as PyTorch's saved indices do.
 
+use std::sync::Mutex;
+
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::storage::{cpu_slice, with_f32};
+
+mod argmax;
+pub(crate) use argmax::{Code, Offsets, Scratch};
 
 /// Kernel, stride and padding of a square max pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,128 +42,86 @@ impl MaxPoolConfig {
         Ok((size + 2 * self.padding - self.kernel) / self.stride + 1)
     }
 
-    /// For each output position of one plane, the input index of the first maximum of its
-    /// window (row-major scan; a NaN wins over any number, and the last NaN over earlier
-    /// ones, as in PyTorch's kernel), and that maximum.
-    ///
-    /// One output row at a time, the window offsets are visited in scan order (input row,
-    /// then column offset `dx`), each as one pass over the outputs whose column is inside the
-    /// plane: the candidates are gathered to a contiguous run, then a branch-free
-    /// compare-and-select over it, which the compiler vectorises. (The earlier scan, window by
-    /// window with a branch per element, was 12 % of a 224-px ImageNet-stem training step;
-    /// issue #17.)
-    pub(crate) fn argmax(
-        &self,
-        plane: &[f32],
-        dims: (usize, usize, usize, usize),
-        out: &mut [u32],
-        best: &mut [f32],
-    ) {
-        let (h, w, _, wo) = dims;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        // [lo, hi) of the window of output `o` along an axis of `size`, clipped.
-        let span = |o: usize, size: usize| {
-            let start = o * s;
-            (
-                start.saturating_sub(p),
-                (start + k).saturating_sub(p).min(size),
-            )
-        };
-        for (oy, (arg, best)) in out
-            .chunks_exact_mut(wo)
-            .zip(best.chunks_exact_mut(wo))
-            .enumerate()
-        {
-            let (ylo, yhi) = span(oy, h);
-            // Until a value beats −∞, the first element of the window is its argmax.
-            for (ox, (a, b)) in arg.iter_mut().zip(best.iter_mut()).enumerate() {
-                *a = (ylo * w + span(ox, w).0) as u32;
-                *b = f32::NEG_INFINITY;
-            }
-            for iy in ylo..yhi {
-                let row = &plane[iy * w..][..w];
-                for dx in 0..k {
-                    // The outputs whose column ox·s + dx − p lies in [0, w).
-                    if w + p < dx + 1 {
-                        continue;
-                    }
-                    let olo = p.saturating_sub(dx).div_ceil(s);
-                    let ohi = wo.min((w + p - dx - 1) / s + 1);
-                    if olo >= ohi {
-                        continue;
-                    }
-                    // The candidates, gathered to a contiguous run (a strided load does not
-                    // vectorise), then compared in runs of CHUNK.
-                    const CHUNK: usize = 64;
-                    let mut cand = [0f32; CHUNK];
-                    let src = &row[olo * s + dx - p..];
-                    for o0 in (olo..ohi).step_by(CHUNK) {
-                        let len = CHUNK.min(ohi - o0);
-                        let from = src[(o0 - olo) * s..].iter().step_by(s);
-                        for (c, x) in cand[..len].iter_mut().zip(from) {
-                            *c = *x;
-                        }
-                        let ix = (iy * w + o0 * s + dx - p) as u32;
-                        let run = o0..o0 + len;
-                        select_run(
-                            &mut best[run.clone()],
-                            &mut arg[run],
-                            &cand[..len],
-                            ix,
-                            s as u32,
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// The output size and a check that plane indices fit the `u32` of [`Self::argmax`].
-    pub(crate) fn dims(&self, h: usize, w: usize) -> Result<(usize, usize, usize, usize)> {
+    /// (H, W, Ho, Wo) of a plane and its output, and a check that window offsets fit a
+    /// [`Code`] and plane indices a `u32`.
+    pub(crate) fn dims(&self, h: usize, w: usize) -> Result<argmax::Dims> {
         if h * w > u32::MAX as usize {
             bail!("max pool: a {h}x{w} plane is too large")
         }
+        if self.kernel * self.kernel > Code::MAX as usize + 1 {
+            bail!(
+                "max pool: a window of {} is too large (at most 256)",
+                self.kernel
+            )
+        }
         Ok((h, w, self.out(h)?, self.out(w)?))
     }
-}
 
-/// `best[j], arg[j] = cand[j], ix + j·step` where `cand[j]` beats `best[j]` (greater, or a
-/// NaN): one offset of every window of a run of outputs. Compiled for the best vector set the
-/// CPU has (the same body: the compiler vectorises the select, with masks on AVX-512; for the
-/// x86-64 baseline it does not, because of the mixed f32 / u32 widths).
-fn select_run(best: &mut [f32], arg: &mut [u32], cand: &[f32], ix: u32, step: u32) {
-    #[inline(always)]
-    fn body(best: &mut [f32], arg: &mut [u32], cand: &[f32], ix: u32, step: u32) {
-        let mut ix = ix;
-        for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(cand) {
-            let take = (v > *b) | v.is_nan();
-            *b = if take { v } else { *b };
-            *a = if take { ix } else { *a };
-            ix = ix.wrapping_add(step);
+    /// Pools each plane of `x` into `y` (both row-major, plane after plane), keeping each
+    /// maximum's [`Code`] in `codes` when given (a backward will follow). `pre` turns an
+    /// input plane into the plane that is pooled (the fused stem's batch norm and ReLU), or
+    /// `None` pools `x` as it is.
+    pub(crate) fn pool_planes(
+        &self,
+        x: &[f32],
+        dims: argmax::Dims,
+        y: &mut [f32],
+        codes: Option<&mut [Code]>,
+        pre: Option<&PlaneMap<'_>>,
+    ) {
+        let (hw, hwo) = (dims.0 * dims.1, dims.2 * dims.3);
+        let one = |p: usize, out: &mut [f32], keep: Option<&mut [Code]>, buf: &mut PlaneBuf| {
+            let plane = &x[p * hw..][..hw];
+            let plane = match pre {
+                Some(f) => {
+                    buf.plane.resize(hw, 0.0);
+                    f(p, plane, &mut buf.plane);
+                    &buf.plane[..]
+                }
+                None => plane,
+            };
+            buf.code.resize(hwo, 0);
+            self.argmax(plane, dims, &mut buf.code, out, &mut buf.scratch);
+            if let Some(keep) = keep {
+                for (d, &c) in keep.iter_mut().zip(&buf.code) {
+                    *d = c as Code;
+                }
+            }
+        };
+        match codes {
+            Some(codes) => y
+                .par_chunks_mut(hwo)
+                .zip(codes.par_chunks_mut(hwo))
+                .enumerate()
+                .for_each_init(PlaneBuf::default, |buf, (p, (out, keep))| {
+                    one(p, out, Some(keep), buf)
+                }),
+            None => y
+                .par_chunks_mut(hwo)
+                .enumerate()
+                .for_each_init(PlaneBuf::default, |buf, (p, out)| one(p, out, None, buf)),
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512(best: &mut [f32], arg: &mut [u32], cand: &[f32], ix: u32, step: u32) {
-            body(best, arg, cand, ix, step)
-        }
-        #[target_feature(enable = "avx2")]
-        fn avx2(best: &mut [f32], arg: &mut [u32], cand: &[f32], ix: u32, step: u32) {
-            body(best, arg, cand, ix, step)
-        }
-        match crate::isa::cpu_isa() {
-            // SAFETY: the CPU has the instructions (cpu_isa).
-            Some(crate::isa::Isa::Avx512) => return unsafe { avx512(best, arg, cand, ix, step) },
-            // SAFETY: as above.
-            Some(crate::isa::Isa::Avx2) => return unsafe { avx2(best, arg, cand, ix, step) },
-            None => {}
-        }
-    }
-    body(best, arg, cand, ix, step)
 }
 
-struct MaxPool2d(MaxPoolConfig);
+/// What [`MaxPoolConfig::pool_planes`] pools instead of input plane `p`: `f(p, plane, out)`.
+pub(crate) type PlaneMap<'a> = dyn Fn(usize, &[f32], &mut [f32]) + Sync + 'a;
+
+/// Per-thread buffers of [`MaxPoolConfig::pool_planes`].
+#[derive(Default)]
+struct PlaneBuf {
+    plane: Vec<f32>,
+    code: Vec<u32>,
+    scratch: Scratch,
+}
+
+/// The op: the pool and, when a backward will follow, each maximum's [`Code`] kept from the
+/// forward (as PyTorch keeps its indices: two bytes per output), so that the backward routes
+/// the gradient without scanning the windows again.
+struct MaxPool2d {
+    cfg: MaxPoolConfig,
+    codes: Option<Mutex<Vec<Code>>>,
+}
 
 impl CustomOp1 for MaxPool2d {
     fn name(&self) -> &'static str {
@@ -170,36 +133,44 @@ impl CustomOp1 for MaxPool2d {
         let [n, c, h, w] = *l.dims() else {
             bail!("max pool: expected (N, C, H, W), got {:?}", l.dims())
         };
-        let dims = self.0.dims(h, w)?;
-        let (ho, wo) = (dims.2, dims.3);
-        let mut y = vec![0f32; n * c * ho * wo];
-        y.par_chunks_mut(ho * wo).enumerate().for_each_init(
-            || vec![0u32; ho * wo],
-            |idx, (p, out)| self.0.argmax(&x[p * h * w..][..h * w], dims, idx, out),
-        );
-        Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
+        let dims = self.cfg.dims(h, w)?;
+        let len = n * c * dims.2 * dims.3;
+        let mut y = vec![0f32; len];
+        match &self.codes {
+            Some(keep) => {
+                let mut codes = vec![0; len];
+                self.cfg
+                    .pool_planes(x, dims, &mut y, Some(&mut codes), None);
+                *keep.lock().expect("max pool codes lock") = codes;
+            }
+            None => self.cfg.pool_planes(x, dims, &mut y, None, None),
+        }
+        Ok((CpuStorage::F32(y), Shape::from((n, c, dims.2, dims.3))))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
-        let dims = self.0.dims(h, w)?;
-        let (ho, wo) = (dims.2, dims.3);
+        let dims = self.cfg.dims(h, w)?;
+        let hwo = dims.2 * dims.3;
+        let codes = match &self.codes {
+            Some(keep) => keep.lock().expect("max pool codes lock"),
+            None => bail!("max pool: a backward through a forward that kept no maxima"),
+        };
+        if codes.len() != n * c * hwo {
+            bail!("max pool: a backward before its forward ran")
+        }
+        let offsets = Offsets::new(&self.cfg, dims);
         let dy = dy.contiguous()?;
-        let dx = with_f32(x, |xv| {
-            with_f32(&dy, |g| {
-                let mut dx = vec![0f32; n * c * h * w];
-                dx.par_chunks_mut(h * w).enumerate().for_each_init(
-                    || (vec![0u32; ho * wo], vec![0f32; ho * wo]),
-                    |(idx, best), (p, out)| {
-                        self.0.argmax(&xv[p * h * w..][..h * w], dims, idx, best);
-                        for (&i, &gv) in idx.iter().zip(&g[p * ho * wo..][..ho * wo]) {
-                            out[i as usize] += gv;
-                        }
-                    },
-                );
-                dx
-            })
-        })??;
+        let dx = with_f32(&dy, |g| {
+            let mut dx = vec![0f32; n * c * h * w];
+            dx.par_chunks_mut(h * w).enumerate().for_each(|(p, out)| {
+                let at = offsets.indices(&codes[p * hwo..][..hwo]);
+                for (i, &gv) in at.zip(&g[p * hwo..][..hwo]) {
+                    out[i] += gv;
+                }
+            });
+            dx
+        })?;
         Ok(Some(Tensor::from_vec(dx, (n, c, h, w), x.device())?))
     }
 }
@@ -219,7 +190,9 @@ impl CustomOp1 for MaxPool2d {
 /// ```
 pub fn max_pool2d(x: &Tensor, cfg: MaxPoolConfig) -> Result<Tensor> {
     if crate::kernels::use_fast(&[x]) {
-        return x.contiguous()?.apply_op1(MaxPool2d(cfg));
+        // The maxima are kept for a backward only where one can follow.
+        let codes = x.track_op().then(|| Mutex::new(Vec::new()));
+        return x.contiguous()?.apply_op1(MaxPool2d { cfg, codes });
     }
     portable(x, cfg)
 }

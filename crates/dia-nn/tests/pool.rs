@@ -1,6 +1,9 @@
 //! Max pooling against a naive reference and candle's pool, on the fast and the portable
 //! path.
 
+mod common;
+use common::hold_isa_from_env;
+
 use candle_core::{Device, Tensor, Var};
 use dia_nn::init::uniform;
 use dia_nn::{max_pool2d, with_kernel_policy, KernelPolicy, MaxPoolConfig};
@@ -48,6 +51,7 @@ fn naive(
 
 #[test]
 fn forward_and_backward_match_the_naive_pool() {
+    hold_isa_from_env();
     // The portable pool (what a GPU runs) must give the first maximum all of the gradient too.
     for policy in [KernelPolicy::Fast, KernelPolicy::Portable] {
         with_kernel_policy(policy, both_passes_match_the_naive_pool);
@@ -75,7 +79,22 @@ fn both_passes_match_the_naive_pool() {
         },
     ];
     for (i, cfg) in configs.into_iter().enumerate() {
-        for (h, w) in [(8, 8), (9, 7), (32, 32), (5, 5), (3, 75), (56, 2)] {
+        // Planes narrower than the stride and the window too (empty column phases).
+        let sizes = [
+            (8, 8),
+            (9, 7),
+            (32, 32),
+            (5, 5),
+            (3, 75),
+            (56, 2),
+            (1, 1),
+            (7, 1),
+            (2, 9),
+        ];
+        for (h, w) in sizes {
+            if h.min(w) + 2 * cfg.padding < cfg.kernel {
+                continue; // no window fits (an error; invalid_configs_are_errors)
+            }
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
             // Quantised values so ties occur: the first maximum must get the gradient.
             let x0 = uniform((2, 3, h, w), 4.0, &mut rng, &dev)
@@ -178,10 +197,24 @@ fn invalid_configs_are_errors() {
         }
     )
     .is_err());
+    // A window's offsets are kept in two bytes: a wider window is an error, not a wrong pool.
+    let wide = Tensor::zeros((1, 1, 257, 257), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = max_pool2d(
+        &wide,
+        MaxPoolConfig {
+            kernel: 257,
+            stride: 1,
+            padding: 0,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("too large"), "{err}");
 }
 
 #[test]
 fn nan_wins_the_window_and_the_last_nan_gets_the_gradient() {
+    hold_isa_from_env();
     // PyTorch's kernel: `val > max || isnan(val)` replaces the maximum, so a NaN beats any
     // number and a later NaN beats an earlier one.
     let dev = Device::Cpu;
