@@ -56,122 +56,126 @@ impl MaxPoolConfig {
         best: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        let scan = Scan {
+            cfg: self,
+            plane,
+            dims,
+            code,
+            best,
+            scratch,
+        };
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
-            fn avx512(
-                c: &MaxPoolConfig,
-                x: &[f32],
-                d: Dims,
-                a: &mut [u32],
-                b: &mut [f32],
-                s: &mut Scratch,
-            ) {
-                scan(c, x, d, a, b, s)
+            fn avx512(scan: Scan<'_>) {
+                scan.run()
             }
             #[target_feature(enable = "avx2")]
-            fn avx2(
-                c: &MaxPoolConfig,
-                x: &[f32],
-                d: Dims,
-                a: &mut [u32],
-                b: &mut [f32],
-                s: &mut Scratch,
-            ) {
-                scan(c, x, d, a, b, s)
+            fn avx2(scan: Scan<'_>) {
+                scan.run()
             }
             match crate::isa::cpu_isa() {
                 // SAFETY: the CPU has the instructions (cpu_isa).
-                Some(crate::isa::Isa::Avx512) => {
-                    return unsafe { avx512(self, plane, dims, code, best, scratch) }
-                }
+                Some(crate::isa::Isa::Avx512) => return unsafe { avx512(scan) },
                 // SAFETY: as above.
-                Some(crate::isa::Isa::Avx2) => {
-                    return unsafe { avx2(self, plane, dims, code, best, scratch) }
-                }
+                Some(crate::isa::Isa::Avx2) => return unsafe { avx2(scan) },
                 None => {}
             }
         }
-        scan(self, plane, dims, code, best, scratch)
+        scan.run()
     }
 }
 
-/// [`MaxPoolConfig::argmax`], inlined into each of its instruction-set variants.
-#[inline(always)]
-fn scan(
-    cfg: &MaxPoolConfig,
-    plane: &[f32],
+/// The arguments of [`MaxPoolConfig::argmax`], passed whole to each of its instruction-set
+/// variants.
+struct Scan<'a> {
+    cfg: &'a MaxPoolConfig,
+    plane: &'a [f32],
     dims: Dims,
-    code: &mut [u32],
-    best: &mut [f32],
-    scratch: &mut Scratch,
-) {
-    let (h, w, _, wo) = dims;
-    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
-    // Phase q of a row holds its columns q, q + s, ..., at `start[q]`: column c = i·s + q is
-    // element i of phase q. With stride 1 the one phase is the row itself.
-    let phase_len = |q: usize| if q < w { (w - q).div_ceil(s) } else { 0 };
-    let phase_start = |q: usize| (0..q).map(phase_len).sum::<usize>();
-    let src: &[f32] = if s == 1 {
-        plane
-    } else {
-        let phases = &mut scratch.phases;
-        phases.resize(plane.len(), 0.0);
-        for (dst, row) in phases.chunks_exact_mut(w).zip(plane.chunks_exact(w)) {
-            let mut at = 0;
-            for q in 0..s.min(w) {
-                for (d, &v) in dst[at..].iter_mut().zip(row[q..].iter().step_by(s)) {
-                    *d = v;
+    code: &'a mut [u32],
+    best: &'a mut [f32],
+    scratch: &'a mut Scratch,
+}
+
+impl Scan<'_> {
+    /// [`MaxPoolConfig::argmax`], inlined into each of its instruction-set variants.
+    #[inline(always)]
+    fn run(self) {
+        let Scan {
+            cfg,
+            plane,
+            dims,
+            code,
+            best,
+            scratch,
+        } = self;
+        let (h, w, _, wo) = dims;
+        let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
+        // Phase q of a row holds its columns q, q + s, ..., at `start[q]`: column c = i·s + q is
+        // element i of phase q. With stride 1 the one phase is the row itself.
+        let phase_len = |q: usize| if q < w { (w - q).div_ceil(s) } else { 0 };
+        let phase_start = |q: usize| (0..q).map(phase_len).sum::<usize>();
+        let src: &[f32] = if s == 1 {
+            plane
+        } else {
+            let phases = &mut scratch.phases;
+            phases.resize(plane.len(), 0.0);
+            for (dst, row) in phases.chunks_exact_mut(w).zip(plane.chunks_exact(w)) {
+                let mut at = 0;
+                for q in 0..s.min(w) {
+                    for (d, &v) in dst[at..].iter_mut().zip(row[q..].iter().step_by(s)) {
+                        *d = v;
+                    }
+                    at += phase_len(q);
                 }
-                at += phase_len(q);
+            }
+            phases
+        };
+        // Window column dx reads column ox·s + dx − p = (ox + j)·s + q of the plane.
+        let runs = &mut scratch.runs;
+        runs.clear();
+        for dx in 0..k {
+            let d = dx as isize - p as isize;
+            let (j, q) = (d.div_euclid(s as isize), d.rem_euclid(s as isize) as usize);
+            let lo = (-j).max(0) as usize;
+            let hi = (wo as isize).min(phase_len(q) as isize - j);
+            if (lo as isize) < hi {
+                runs.push(Run {
+                    dx: dx as u32,
+                    lo,
+                    hi: hi as usize,
+                    src: phase_start(q) + (lo as isize + j) as usize,
+                });
             }
         }
-        phases
-    };
-    // Window column dx reads column ox·s + dx − p = (ox + j)·s + q of the plane.
-    let runs = &mut scratch.runs;
-    runs.clear();
-    for dx in 0..k {
-        let d = dx as isize - p as isize;
-        let (j, q) = (d.div_euclid(s as isize), d.rem_euclid(s as isize) as usize);
-        let lo = (-j).max(0) as usize;
-        let hi = (wo as isize).min(phase_len(q) as isize - j);
-        if (lo as isize) < hi {
-            runs.push(Run {
-                dx: dx as u32,
-                lo,
-                hi: hi as usize,
-                src: phase_start(q) + (lo as isize + j) as usize,
-            });
-        }
-    }
-    let k32 = k as u32;
-    for (oy, (code, best)) in code
-        .chunks_exact_mut(wo)
-        .zip(best.chunks_exact_mut(wo))
-        .enumerate()
-    {
-        // The window's rows, unclipped from `top`, clipped to [ylo, yhi).
-        let top = (oy * s) as isize - p as isize;
-        let ylo = top.max(0) as usize;
-        let yhi = ((top + k as isize) as usize).min(h);
-        // Until a value beats −∞, the window's first element inside the plane is its argmax.
-        let dy0 = (ylo as isize - top) as u32 * k32;
-        for (ox, (a, b)) in code.iter_mut().zip(best.iter_mut()).enumerate() {
-            *a = dy0 + p.saturating_sub(ox * s) as u32;
-            *b = f32::NEG_INFINITY;
-        }
-        for iy in ylo..yhi {
-            let row = &src[iy * w..][..w];
-            let dy = (iy as isize - top) as u32 * k32;
-            for run in runs.iter() {
-                let n = run.hi - run.lo;
-                select(
-                    &mut best[run.lo..run.hi],
-                    &mut code[run.lo..run.hi],
-                    &row[run.src..][..n],
-                    dy + run.dx,
-                );
+        let k32 = k as u32;
+        for (oy, (code, best)) in code
+            .chunks_exact_mut(wo)
+            .zip(best.chunks_exact_mut(wo))
+            .enumerate()
+        {
+            // The window's rows, unclipped from `top`, clipped to [ylo, yhi).
+            let top = (oy * s) as isize - p as isize;
+            let ylo = top.max(0) as usize;
+            let yhi = ((top + k as isize) as usize).min(h);
+            // Until a value beats −∞, the window's first element inside the plane is its argmax.
+            let dy0 = (ylo as isize - top) as u32 * k32;
+            for (ox, (a, b)) in code.iter_mut().zip(best.iter_mut()).enumerate() {
+                *a = dy0 + p.saturating_sub(ox * s) as u32;
+                *b = f32::NEG_INFINITY;
+            }
+            for iy in ylo..yhi {
+                let row = &src[iy * w..][..w];
+                let dy = (iy as isize - top) as u32 * k32;
+                for run in runs.iter() {
+                    let n = run.hi - run.lo;
+                    select(
+                        &mut best[run.lo..run.hi],
+                        &mut code[run.lo..run.hi],
+                        &row[run.src..][..n],
+                        dy + run.dx,
+                    );
+                }
             }
         }
     }
